@@ -1,0 +1,351 @@
+"""One cost ledger for every notebook: FLOPs, wall time, peak memory, tokens, calls, USD.
+
+Measured FLOPs come from torch's own flop counter (matmuls, convolutions and
+attention kernels; element-wise ops are not counted, as in every FLOP table in
+the papers). The analytic count of a decoder-only transformer forward is
+`transformer_flops`; a test checks that the two agree within 10 %.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+# ----------------------------------------------------------------------------- units
+_FAMILIES = {
+    "FLOPs": {"FLOPs": 1.0, "kFLOPs": 1e3, "MFLOPs": 1e6, "GFLOPs": 1e9, "TFLOPs": 1e12, "PFLOPs": 1e15},
+    "s": {"s": 1.0, "ms": 1e-3, "us": 1e-6},
+    "B": {"B": 1.0, "kB": 1e3, "MB": 1e6, "GB": 1e9},  # decimal: 1 MB = 10^6 bytes
+    "USD": {"USD": 1.0},
+    "tokens": {"tokens": 1.0},
+    "calls": {"calls": 1.0},
+    "tokens/s": {"tokens/s": 1.0},
+}
+_UNIT_FAMILY = {u: fam for fam, units in _FAMILIES.items() for u in units}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number with a unit (FLOPs, ms, MB, USD, tokens ...) that converts within its family."""
+
+    value: float
+    unit: str
+
+    def __post_init__(self):
+        if self.unit not in _UNIT_FAMILY:
+            raise ValueError(f"unknown unit {self.unit!r}; known: {sorted(_UNIT_FAMILY)}")
+
+    def to(self, unit: str) -> "Quantity":
+        """Convert to another unit of the same family (e.g. FLOPs -> GFLOPs)."""
+        fam = _UNIT_FAMILY.get(unit)
+        if fam != _UNIT_FAMILY[self.unit]:
+            raise ValueError(f"cannot convert {self.unit} to {unit}")
+        scale = _FAMILIES[fam]
+        return Quantity(self.value * scale[self.unit] / scale[unit], unit)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __str__(self) -> str:
+        fam = _FAMILIES[_UNIT_FAMILY[self.unit]]
+        base = self.value * fam[self.unit]
+        # pick the largest unit that keeps the number >= 1
+        best = min(fam.items(), key=lambda kv: kv[1])
+        for name, scale in sorted(fam.items(), key=lambda kv: kv[1]):
+            if abs(base) >= scale:
+                best = (name, scale)
+        v = base / best[1]
+        if best[0] == "USD":
+            return f"${v:,.4g}"
+        return f"{v:,.3g} {best[0]}"
+
+
+# ----------------------------------------------------------------------------- FLOPs
+def _cpu_sdpa_mapping() -> dict:
+    """torch counts SDPA on CUDA kernels only; map the CPU flash kernel to the same formula."""
+    from torch.utils import flop_counter as fc
+
+    def cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_flop_count(query, key, value)  # shapes: (B, heads, T, head_dim)
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    return {} if op is None else {op: cpu_sdpa}
+
+
+def measure_flops(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
+    """Run fn(*args, **kwargs) under torch's FlopCounterMode; return (result, total FLOPs)."""
+    with FlopCounterMode(display=False, custom_mapping=_cpu_sdpa_mapping()) as counter, torch.no_grad():
+        out = fn(*args, **kwargs)
+    return out, int(counter.get_total_flops())
+
+
+@dataclass(frozen=True)
+class TransformerShape:
+    """The shapes that set a decoder-only transformer's FLOPs (read from a transformers config)."""
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_ff: int
+    vocab: int
+    gated_mlp: bool = True  # Llama-style gate/up/down (3 matrices) vs GPT-2-style (2)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "TransformerShape":
+        """Build from a transformers config (Llama/Mistral/Qwen-style or GPT-2-style)."""
+        if getattr(cfg, "model_type", "") == "gpt2":
+            d = cfg.n_embd
+            return cls(d, cfg.n_layer, cfg.n_head, cfg.n_head, d // cfg.n_head,
+                       cfg.n_inner or 4 * d, cfg.vocab_size, gated_mlp=False)
+        try:
+            d, h = cfg.hidden_size, cfg.num_attention_heads
+            head_dim = getattr(cfg, "head_dim", None) or d // h
+            return cls(d, cfg.num_hidden_layers, h, getattr(cfg, "num_key_value_heads", None) or h,
+                       head_dim, cfg.intermediate_size, cfg.vocab_size, gated_mlp=True)
+        except AttributeError as e:
+            raise ValueError(f"cannot read transformer shapes from a {type(cfg).__name__}: {e}") from e
+
+    def params(self, tied_embeddings: bool = True) -> int:
+        """Return the parameter count of the matrices (norm vectors excluded)."""
+        attn = self.d_model * self.head_dim * (2 * self.n_heads + 2 * self.n_kv_heads)
+        mlp = (3 if self.gated_mlp else 2) * self.d_model * self.d_ff
+        emb = self.vocab * self.d_model * (1 if tied_embeddings else 2)
+        return self.n_layers * (attn + mlp) + emb
+
+
+def transformer_flops(shape: TransformerShape, batch: int, new_tokens: int, past: int = 0,
+                      logits_positions: int | None = None) -> int:
+    """Analytic FLOPs of one forward over `new_tokens` per sequence after `past` cached ones.
+
+    Counts matmuls as 2*m*n*k: Q/K/V/O projections, attention scores and
+    weighted sums over the whole key length (as the SDPA kernels compute them,
+    causal or not), the MLP, and the LM head on `logits_positions` positions
+    per sequence (default: all new tokens; `generate` keeps only the last).
+    """
+    check_positive(batch=batch, new_tokens=new_tokens)
+    if past < 0:
+        raise ValueError(f"past must be >= 0, got {past}")
+    s = shape
+    t, keys = new_tokens, past + new_tokens
+    proj = 2 * t * s.d_model * s.head_dim * (2 * s.n_heads + 2 * s.n_kv_heads)
+    attn = 2 * 2 * t * keys * s.n_heads * s.head_dim
+    mlp = 2 * t * s.d_model * s.d_ff * (3 if s.gated_mlp else 2)
+    lp = t if logits_positions is None else logits_positions
+    head = 2 * lp * s.d_model * s.vocab
+    return batch * (s.n_layers * (proj + attn + mlp) + head)
+
+
+def check_positive(**values: int) -> None:
+    """Raise a ValueError naming the first argument that is not a positive integer."""
+    for name, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer (1 or more), got {v!r}")
+
+
+# ----------------------------------------------------------------------------- time
+@dataclass(frozen=True)
+class Timing:
+    """Wall time of repeated calls after warm-up: median and spread, in milliseconds."""
+
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    repeats: int
+    samples_ms: tuple[float, ...] = field(repr=False, default=())
+
+    @property
+    def spread_ms(self) -> float:
+        """Max minus min over the repeats."""
+        return self.max_ms - self.min_ms
+
+    def __str__(self) -> str:
+        return f"{self.median_ms:.2f} ms (min {self.min_ms:.2f}, max {self.max_ms:.2f}, n={self.repeats})"
+
+
+def _sync(device: Any) -> None:
+    dev = torch.device(device) if device is not None else None
+    if dev is not None and dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev is not None and dev.type == "mps":
+        torch.mps.synchronize()
+
+
+def time_fn(fn: Callable[[], Any], warmup: int = 1, repeats: int = 5, device: Any = None) -> Timing:
+    """Time fn() after `warmup` untimed calls: median/min/max over `repeats` calls, in ms."""
+    check_positive(repeats=repeats)
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn()
+        _sync(device)
+        samples = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return Timing(statistics.median(samples), min(samples), max(samples), repeats, tuple(samples))
+
+
+# ----------------------------------------------------------------------------- memory
+def _rss_bytes() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def peak_memory(fn: Callable[[], Any], device: Any = None, interval_s: float = 0.002) -> tuple[Any, float, float]:
+    """Run fn(); return (result, peak MB above the start, peak MB in all).
+
+    On CUDA this is the allocator's peak; on CPU it is the process RSS, sampled
+    every `interval_s` by a background thread (a lower bound for very short spikes).
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        start = torch.cuda.memory_allocated(dev)
+        with torch.no_grad():
+            out = fn()
+        torch.cuda.synchronize(dev)
+        peak = torch.cuda.max_memory_allocated(dev)
+        return out, (peak - start) / 1e6, peak / 1e6
+    start = _rss_bytes()
+    peak = [start]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            stop.wait(interval_s)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
+        with torch.no_grad():
+            out = fn()
+    finally:
+        stop.set()
+        th.join()
+    peak[0] = max(peak[0], _rss_bytes())
+    return out, (peak[0] - start) / 1e6, peak[0] / 1e6
+
+
+# ----------------------------------------------------------------------------- ledger
+@dataclass(frozen=True)
+class Prices:
+    """User-set prices: a machine's USD per hour and/or an API's USD per 1M tokens."""
+
+    usd_per_hour: float | None = None
+    usd_per_1m_prompt: float | None = None
+    usd_per_1m_completion: float | None = None
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is not None and v < 0:
+                raise ValueError(f"{f.name} must be >= 0, got {v}")
+
+
+@dataclass
+class CostEntry:
+    """One measured item in the ledger; every field carries the unit in its name."""
+
+    name: str
+    flops: int | None = None
+    wall_ms: float | None = None
+    wall_spread_ms: float | None = None
+    peak_mb: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def usd(self, prices: Prices) -> float | None:
+        """Return this entry's cost in USD under `prices` (None when no price applies)."""
+        total, any_price = 0.0, False
+        if prices.usd_per_hour is not None and self.wall_ms is not None:
+            total += prices.usd_per_hour * self.wall_ms / 3.6e6
+            any_price = True
+        if prices.usd_per_1m_prompt is not None:
+            total += prices.usd_per_1m_prompt * self.prompt_tokens / 1e6
+            any_price = True
+        if prices.usd_per_1m_completion is not None:
+            total += prices.usd_per_1m_completion * self.completion_tokens / 1e6
+            any_price = True
+        return total if any_price else None
+
+    def usd_per_1m_tokens(self, prices: Prices) -> float | None:
+        """Return USD per 1M completion tokens (None when there are none or no price applies)."""
+        usd = self.usd(prices)
+        if usd is None or self.completion_tokens == 0:
+            return None
+        return usd / self.completion_tokens * 1e6
+
+
+class Ledger:
+    """Collect CostEntry rows measured the same way in every notebook; show them as a table."""
+
+    def __init__(self, prices: Prices | None = None):
+        self.entries: list[CostEntry] = []
+        self.prices = prices or Prices()
+
+    def add(self, name: str, **fields: Any) -> CostEntry:
+        """Append an entry (fields as in CostEntry) and return it."""
+        known = {f.name for f in dataclasses.fields(CostEntry)}
+        extra = {k: fields.pop(k) for k in list(fields) if k not in known}
+        entry = CostEntry(name=name, **fields)
+        entry.extra.update(extra)
+        self.entries.append(entry)
+        return entry
+
+    def measure(self, name: str, fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1,
+                flops: bool = True, memory: bool = True, device: Any = None, **fields: Any) -> CostEntry:
+        """Measure fn() the standard way (FLOPs once, time after warm-up, peak memory) and add it."""
+        fl = measure_flops(fn)[1] if flops else None
+        t = time_fn(fn, warmup=warmup, repeats=repeats, device=device)
+        peak = peak_memory(fn, device=device)[1] if memory else None
+        return self.add(name, flops=fl, wall_ms=t.median_ms, wall_spread_ms=t.spread_ms, peak_mb=peak, **fields)
+
+    def frame(self):
+        """Return the ledger as a pandas DataFrame with units in the column names."""
+        import pandas as pd
+
+        rows = []
+        for e in self.entries:
+            row = {
+                "name": e.name,
+                "GFLOPs": None if e.flops is None else e.flops / 1e9,
+                "wall ms": e.wall_ms,
+                "± ms": e.wall_spread_ms,
+                "peak MB": e.peak_mb,
+                "prompt tok": e.prompt_tokens,
+                "completion tok": e.completion_tokens,
+                "calls": e.calls,
+            }
+            usd = e.usd(self.prices)
+            if usd is not None:
+                row["USD"] = usd
+                row["USD / 1M tok"] = e.usd_per_1m_tokens(self.prices)
+            row.update(e.extra)
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("name")
+
+
+def total(entries: Iterable[CostEntry]) -> CostEntry:
+    """Sum a set of entries into one (times and tokens add; peak memory is the max)."""
+    entries = list(entries)
+    def s(attr):
+        vals = [getattr(e, attr) for e in entries if getattr(e, attr) is not None]
+        return sum(vals) if vals else None
+    peaks = [e.peak_mb for e in entries if e.peak_mb is not None]
+    return CostEntry("total", flops=s("flops"), wall_ms=s("wall_ms"), peak_mb=max(peaks) if peaks else None,
+                     prompt_tokens=s("prompt_tokens") or 0, completion_tokens=s("completion_tokens") or 0,
+                     calls=s("calls") or 0)
