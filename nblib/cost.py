@@ -170,7 +170,8 @@ class Timing:
         return f"{self.median_ms:.2f} ms (min {self.min_ms:.2f}, max {self.max_ms:.2f}, n={self.repeats})"
 
 
-def _sync(device: Any) -> None:
+def sync_device(device: Any) -> None:
+    """Wait for queued kernels on CUDA/MPS (no-op on CPU) so wall times are real."""
     dev = torch.device(device) if device is not None else None
     if dev is not None and dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -184,12 +185,12 @@ def time_fn(fn: Callable[[], Any], warmup: int = 1, repeats: int = 5, device: An
     with torch.no_grad():
         for _ in range(warmup):
             fn()
-        _sync(device)
+        sync_device(device)
         samples = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             fn()
-            _sync(device)
+            sync_device(device)
             samples.append((time.perf_counter() - t0) * 1e3)
     return Timing(statistics.median(samples), min(samples), max(samples), repeats, tuple(samples))
 
@@ -311,7 +312,7 @@ class Ledger:
         """Measure fn() the standard way (FLOPs once, time after warm-up, peak memory) and add it."""
         fl = measure_flops(fn)[1] if flops else None
         t = time_fn(fn, warmup=warmup, repeats=repeats, device=device)
-        peak = peak_memory(fn, device=device)[1] if memory else None
+        peak = peak_memory(fn, device=device)[2] if memory else None  # process peak, weights included
         return self.add(name, flops=fl, wall_ms=t.median_ms, wall_spread_ms=t.spread_ms, peak_mb=peak, **fields)
 
     def frame(self):

