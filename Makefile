@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml $(BIN)/python
 setup: $(VENV)/.installed  ## create .venv and install everything
 
 lab: setup  ## open the suite in JupyterLab on 127.0.0.1
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=notebooks \
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) \
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.extension_manager=readonly
 
 browser-deps:  ## Debian's chromium for the real-browser test (never `playwright install`)

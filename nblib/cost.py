@@ -202,11 +202,23 @@ def _rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+def _release_freed_memory() -> None:
+    """Ask glibc to return freed heap pages to the OS, so RSS starts from what is really in use."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): RSS then over-states the start
+        pass
+
+
 def peak_memory(fn: Callable[[], Any], device: Any = None, interval_s: float = 0.002) -> tuple[Any, float, float]:
     """Run fn(); return (result, peak MB above the start, peak MB in all).
 
     On CUDA this is the allocator's peak; on CPU it is the process RSS, sampled
-    every `interval_s` by a background thread (a lower bound for very short spikes).
+    every `interval_s` by a background thread (a lower bound for very short spikes),
+    after freed heap pages are returned to the OS so that "above the start" is
+    the working memory fn() needs (activations, KV cache), not allocator slack.
     """
     dev = torch.device(device) if device is not None else torch.device("cpu")
     if dev.type == "cuda":
@@ -218,6 +230,7 @@ def peak_memory(fn: Callable[[], Any], device: Any = None, interval_s: float = 0
         torch.cuda.synchronize(dev)
         peak = torch.cuda.max_memory_allocated(dev)
         return out, (peak - start) / 1e6, peak / 1e6
+    _release_freed_memory()
     start = _rss_bytes()
     peak = [start]
     stop = threading.Event()

@@ -12,7 +12,7 @@ from . import cost
 from .cache import cached
 
 
-SWEEP_VERSION = 2  # bump when measure_point changes what or how it measures
+SWEEP_VERSION = 3  # bump when measure_point changes what or how it measures
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def measure_point(model, batch: int, seq: int, decode_steps: int = 8, repeats: i
             cache = model(input_ids=nxt[:, i:i + 1], cache=cache, use_cache=True).cache
             cost.sync_device(dev)
             times.append((time.perf_counter() - t0) * 1e3)
-    _, _, peak_mb = cost.peak_memory(prefill, device=dev)  # process RSS (CPU) / allocator peak (CUDA)
+    _, work_mb, peak_mb = cost.peak_memory(prefill, device=dev)  # RSS (CPU) / allocator (CUDA)
     return {
         "batch": batch, "seq": seq,
         "prefill_ms": t_prefill.median_ms, "prefill_spread_ms": t_prefill.spread_ms,
@@ -69,7 +69,8 @@ def measure_point(model, batch: int, seq: int, decode_steps: int = 8, repeats: i
         "prefill_flops_analytic": cost.transformer_flops(shape, batch, seq, logits_positions=1),
         "decode_flops": decode_flops,
         "decode_flops_analytic": cost.transformer_flops(shape, batch, 1, past=seq),
-        "peak_mb": peak_mb,
+        "work_mb": work_mb,          # peak above the start: activations + KV cache of the prefill
+        "peak_mb": peak_mb,          # process peak, weights included
         "kv_mb_per_token": kv_cache_mb(shape, batch, 1),  # whole batch, one more position
     }
 
@@ -110,7 +111,7 @@ def predict(sweep, batch: int, seq: int, new_tokens: int) -> dict:
         "prefill_ms": float(r["prefill_ms"]), "decode_ms": float(decode_ms), "total_ms": float(total_ms),
         "tokens_per_s": batch * new_tokens / (total_ms / 1e3),
         "gflops": (r["prefill_flops"] + new_tokens * r["decode_flops"]) / 1e9,
-        "peak_mb": float(r["peak_mb"]), "kv_cache_mb": float(r["kv_mb_per_token"] * (seq + new_tokens)),
+        "peak_mb": float(r["peak_mb"]), "work_mb": float(r["work_mb"]), "kv_cache_mb": float(r["kv_mb_per_token"] * (seq + new_tokens)),
     }
 
 

@@ -69,7 +69,7 @@ class CostPanel:
         ax_thr.set_xlabel("batch size")
         ax_thr.set_ylabel("generated tokens / s")
         ax_thr.set_title("throughput")
-        (self.mem_line,) = ax_mem.plot(self.batches, np.ones(len(self.batches)), "s-", label="peak RSS (measured)")
+        (self.mem_line,) = ax_mem.plot(self.batches, np.ones(len(self.batches)), "s-", label="prefill working memory (measured)")
         (self.kv_line,) = ax_mem.plot(self.batches, np.ones(len(self.batches)), "^--", label="KV cache (analytic)")
         ax_mem.set_xscale("log", base=2)
         ax_mem.set_xlabel("batch size")
@@ -96,11 +96,11 @@ class CostPanel:
         self.thr_line.set_ydata(thr)
         self.thr_dot.set_data([b], [st["tokens_per_s"]])
         self.ax_thr.set_ylim(0, max(thr) * 1.15)
-        self.mem_line.set_ydata([p["peak_mb"] for p in per_batch])
+        work = [max(p["work_mb"], 0.1) for p in per_batch]  # log axis: floor at 0.1 MB
+        self.mem_line.set_ydata(work)
         kv = [p["kv_cache_mb"] for p in per_batch]
         self.kv_line.set_ydata(kv)
-        lo = min(min(kv), min(p["peak_mb"] for p in per_batch))
-        hi = max(max(kv), max(p["peak_mb"] for p in per_batch))
+        lo, hi = min(min(kv), min(work)), max(max(kv), max(work))
         self.ax_mem.set_ylim(lo / 2, hi * 2)
         self.image.value = figure_png(self.fig)
         self.label.value = (f"batch {b} · prompt {s} tok · {n} new tok → {st['total_ms'] / 1e3:.2f} s, "

@@ -56,6 +56,8 @@ def _api(base: str, token: str, path: str, method: str = "GET") -> int:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
+    except OSError:  # not listening yet
+        return 0
 
 
 @pytest.fixture(scope="module")

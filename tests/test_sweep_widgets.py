@@ -21,6 +21,7 @@ def test_sweep_points_are_measured(grid, tiny_model):
     assert (grid["prefill_flops"] == grid["prefill_flops_analytic"]).all()
     assert (grid["decode_flops"] == grid["decode_flops_analytic"]).all()
     assert (grid["prefill_ms"] > 0).all() and (grid["decode_ms"] > 0).all() and (grid["peak_mb"] > 0).all()
+    assert (grid["work_mb"] >= 0).all() and (grid["work_mb"] < grid["peak_mb"]).all()
     shape = cost.TransformerShape.from_config(tiny_model.config)
     assert grid["kv_mb_per_token"].iloc[-1] == pytest.approx(sweep.kv_cache_mb(shape, 4, 1))
 
