@@ -1,0 +1,541 @@
+"""Speculative decoding with dynamic draft trees (EAGLE-2 style) and CAST's cost-aware tree shapes.
+
+One decoding step, for every prompt in the batch at once:
+
+1. the draft expands a tree level by level from the last committed token (the
+   root): each level keeps the `width` best nodes by cumulative draft
+   log-probability and proposes `top_k` children for each;
+2. the drafted nodes are reranked and the best `n_verify` kept (an
+   ancestor-closed subtree);
+3. the target scores root + subtree in ONE forward pass, with a 4D additive
+   float mask (each node sees the committed prefix, its ancestors and itself)
+   and per-node position ids (prefix length + depth);
+4. the longest path whose tokens equal the target's own greedy choices is
+   accepted, plus the target's next ("bonus") token; only the accepted entries
+   stay in the KV cache.
+
+The target decides every emitted token, so greedy output is identical to the
+target's own greedy decoding (lossless). Policies choose the tree shape:
+`FixedTree` (EAGLE-2: fixed top-k, depth and budget; `chain(d)` is a chain
+draft) and `CastPolicy` (widths, depth and verify count chosen from measured
+latency tables, see `nblib.cast_cost`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+NEG = -1e9  # additive mask value for "may not attend" (finite: no NaN for rows of padding)
+
+
+# ----------------------------------------------------------------------------- KV cache with a validity mask
+class KV:
+    """A DynamicCache whose slots carry a per-row validity mask, so rows may hold ragged sequences."""
+
+    def __init__(self, batch: int, device: torch.device):
+        from transformers import DynamicCache
+
+        self.cache = DynamicCache()
+        self.valid = torch.zeros(batch, 0, dtype=torch.bool, device=device)  # (B, L) slot holds a live entry
+        self.n_pos = torch.zeros(batch, dtype=torch.long, device=device)     # (B,) next position id per row
+
+    @property
+    def length(self) -> int:
+        """Number of slots (live or dead) in the cache."""
+        return self.valid.shape[1]
+
+    def _layers(self):
+        return self.cache.layers
+
+    def keep(self, start: int, idx: torch.Tensor, ok: torch.Tensor) -> None:
+        """Keep slots [0, start) plus, per row, the slots start + idx[b] where ok[b] (B, A); drop the rest."""
+        for layer in self._layers():
+            for name in ("keys", "values"):
+                t = getattr(layer, name)  # (B, H, L, D)
+                tail = t[:, :, start:]
+                g = idx[:, None, :, None].expand(-1, t.shape[1], -1, t.shape[3])
+                setattr(layer, name, torch.cat([t[:, :, :start], tail.gather(2, g)], dim=2))
+        self.valid = torch.cat([self.valid[:, :start], ok], dim=1)
+        self.n_pos = self.n_pos + ok.sum(1)
+
+    def truncate(self, length: int) -> None:
+        """Drop every slot from `length` on (positions are unchanged: those slots were never committed)."""
+        for layer in self._layers():
+            layer.keys = layer.keys[:, :, :length]
+            layer.values = layer.values[:, :, :length]
+        self.valid = self.valid[:, :length]
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only the given batch rows."""
+        for layer in self._layers():
+            layer.keys = layer.keys[rows]
+            layer.values = layer.values[rows]
+        self.valid = self.valid[rows]
+        self.n_pos = self.n_pos[rows]
+
+    def compact(self) -> None:
+        """Squeeze out dead slots (live entries right-aligned per row) when they waste over a third of the cache."""
+        live = self.valid.sum(1)
+        width = int(live.max()) if live.numel() else 0
+        if self.length - width <= max(8, self.length // 3):
+            return
+        # stable order: dead slots first, then live slots in their original order -> take the last `width`
+        order = torch.sort(self.valid.to(torch.int8), dim=1, stable=True).indices[:, -width:]  # (B, width)
+        for layer in self._layers():
+            for name in ("keys", "values"):
+                t = getattr(layer, name)
+                g = order[:, None, :, None].expand(-1, t.shape[1], -1, t.shape[3])
+                setattr(layer, name, t.gather(2, g))
+        self.valid = self.valid.gather(1, order)
+
+
+def lm_forward(lm, kv: KV, tokens: torch.Tensor, anc: torch.Tensor, depth: torch.Tensor, ok: torch.Tensor,
+               vocab: torch.Tensor | None = None) -> torch.Tensor:
+    """Run `tokens` (B, N) as new cache entries; node i sees live cache slots and nodes j with anc[b, i, j].
+
+    depth (B, N): position offset of each node from the row's next position; ok (B, N): False for padding.
+    Returns logits (B, N, V) (or (B, N, V') over `vocab` for a reduced draft head). The new entries stay
+    in the cache, marked live where ok.
+    """
+    B, N = tokens.shape
+    past = kv.length
+    allowed = torch.cat([kv.valid[:, None, :].expand(B, N, past), anc & ok[:, None, :]], dim=2)  # (B, N, past+N)
+    allowed[:, torch.arange(N), past + torch.arange(N)] = True  # a node always sees itself (no empty rows)
+    mask = torch.zeros(B, 1, N, past + N, dtype=_dtype(lm), device=tokens.device)
+    mask.masked_fill_(~allowed[:, None], NEG)  # (B, 1, N, past+N) additive float mask
+    pos = kv.n_pos[:, None] + depth  # (B, N)
+    if vocab is None:
+        out = lm(input_ids=tokens, attention_mask=mask, position_ids=pos, cache=kv.cache, use_cache=True)
+        logits = out.logits
+    else:
+        out = lm.model(input_ids=tokens, attention_mask=mask, position_ids=pos, cache=kv.cache, use_cache=True)
+        logits = out.last_hidden_state @ lm.get_output_embeddings().weight[vocab].T
+    kv.valid = torch.cat([kv.valid, ok], dim=1)
+    return logits.float()
+
+
+def _dtype(lm) -> torch.dtype:
+    return next(lm.parameters()).dtype
+
+
+def prefill(lm, kv: KV, rows: list[list[int]], vocab=None, pad: int = 0) -> torch.Tensor:
+    """Append ragged token lists (one per row) to the cache as committed text; logits at each row's last token."""
+    device = kv.valid.device
+    lens = torch.tensor([len(r) for r in rows], device=device)
+    N = int(lens.max())
+    tokens = torch.tensor([r + [pad] * (N - len(r)) for r in rows], device=device)  # (B, N) right-padded
+    ar = torch.arange(N, device=device)
+    ok = ar[None, :] < lens[:, None]
+    anc = (ar[None, :, None] >= ar[None, None, :]).expand(len(rows), N, N)  # causal within the chunk
+    logits = lm_forward(lm, kv, tokens, anc, ar[None, :].expand(len(rows), N), ok, vocab)
+    kv.n_pos = kv.n_pos + lens
+    return logits[torch.arange(len(rows), device=device), lens - 1]  # (B, V)
+
+
+# ----------------------------------------------------------------------------- policies
+@dataclass
+class LevelInfo:
+    """What a policy sees when choosing the next level's width: candidates' cumulative log-probs, sorted."""
+
+    level: int                 # 1 = children of the root
+    scores: torch.Tensor       # (B, n_cand) cumulative draft log-probs, descending per row
+    context: int               # mean committed length (tokens) of the batch
+    batch: int
+
+
+class FixedTree:
+    """EAGLE-2's rule: expand the top_k best nodes per level, `depth` levels, verify the best `budget` nodes."""
+
+    def __init__(self, depth: int = 5, top_k: int = 8, budget: int = 32):
+        for name, v in (("depth", depth), ("top_k", top_k), ("budget", budget)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.depth, self.top_k, self.budget = depth, top_k, budget
+
+    def reset(self) -> None:
+        """Forget any state between generate calls (none for a fixed tree)."""
+
+    def width(self, info: LevelInfo) -> int:
+        """How many of the level's candidates to keep (and expand)."""
+        return min(self.top_k, info.scores.shape[1])
+
+    def go_deeper(self, level: int, kept: torch.Tensor, info: LevelInfo) -> bool:
+        """Whether to draft another level below `level`."""
+        return level < self.depth
+
+    def n_verify(self, scores: torch.Tensor, context: int) -> int:
+        """How many of the drafted nodes (scores (B, n) descending) the target verifies."""
+        return min(self.budget, scores.shape[1])
+
+    def __repr__(self) -> str:
+        return f"FixedTree(depth={self.depth}, top_k={self.top_k}, budget={self.budget})"
+
+
+def chain(depth: int) -> FixedTree:
+    """A chain draft: one candidate per level, `depth` tokens verified (classic speculative decoding)."""
+    return FixedTree(depth=depth, top_k=1, budget=depth)
+
+
+# ----------------------------------------------------------------------------- one step
+@dataclass
+class Tree:
+    """A verified tree for one decoding step (row-major over the batch), kept for drawing and tests."""
+
+    tokens: torch.Tensor     # (B, 1+m) root first, then drafted nodes in generation order
+    parent: torch.Tensor     # (B, 1+m) index of the parent node (root: itself)
+    depth: torch.Tensor      # (B, 1+m) 0 for the root
+    score: torch.Tensor      # (B, 1+m) cumulative draft log-prob (root: 0)
+    accepted: torch.Tensor   # (B, 1+m) bool, on the accepted path
+    bonus: torch.Tensor      # (B,) the target's token after the accepted path
+    drafted: int = 0         # nodes drafted before reranking (per row)
+
+
+def ancestors(parent: torch.Tensor, max_depth: int) -> torch.Tensor:
+    """Ancestor-or-self matrix (B, N, N) from parent indices (B, N) (root's parent = itself)."""
+    B, N = parent.shape
+    anc = torch.eye(N, dtype=torch.bool, device=parent.device).expand(B, N, N).clone()
+    hop = parent.clone()  # (B, N) k-th ancestor
+    for _ in range(max_depth):
+        anc.scatter_(2, hop[:, :, None], True)
+        hop = parent.gather(1, hop)
+    return anc
+
+
+def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy, context: int,
+               timings: dict | None = None) -> dict:
+    """Grow the draft tree level by level; return all drafted nodes per row (tokens, parents, depths, scores)."""
+    B = root_logits.shape[0]
+    dev = root_logits.device
+    ids = vocab
+    logp = torch.log_softmax(root_logits, -1)  # (B, V')
+    k0 = min(getattr(policy, "top_k", logp.shape[1]), logp.shape[1])
+    sc, ix = logp.topk(k0, dim=-1)  # (B, k0)
+    tok = ids[ix] if ids is not None else ix
+    nodes_tok, nodes_par, nodes_dep, nodes_sc = [tok], [torch.full_like(ix, -1)], [torch.ones_like(ix)], [sc]
+    n_nodes = k0
+    # the frontier = nodes of the last level kept for expansion; their global node ids
+    cand_sc, cand_id = sc, torch.arange(k0, device=dev).expand(B, k0)
+    fed_ids = torch.empty(B, 0, dtype=torch.long, device=dev)  # global node ids fed to the draft, in order
+    fed_anc = torch.zeros(B, 0, 0, dtype=torch.bool, device=dev)
+    widths: list[int] = []
+    base = dkv.length
+    level = 1
+    while True:
+        order = cand_sc.argsort(dim=1, descending=True, stable=True)
+        cand_sc, cand_id = cand_sc.gather(1, order), cand_id.gather(1, order)
+        info = LevelInfo(level, cand_sc, context, B)
+        w = max(1, min(int(policy.width(info)), cand_sc.shape[1]))
+        keep_sc, keep_id = cand_sc[:, :w], cand_id[:, :w]  # (B, w)
+        if not policy.go_deeper(level, keep_sc, info):
+            widths.append(w)
+            break
+        # feed the kept frontier to the draft: each sees the prefix, its fed ancestors and itself
+        all_tok, all_par = torch.cat(nodes_tok, 1), torch.cat(nodes_par, 1)
+        f_tok = all_tok.gather(1, keep_id)
+        f_gpar = all_par.gather(1, keep_id)  # parent's global id (-1 = root)
+        # position of each frontier node's parent among fed nodes
+        if fed_ids.shape[1]:
+            match = (fed_ids[:, None, :] == f_gpar[:, :, None])  # (B, w, F)
+            ppos = torch.where(match.any(-1), match.float().argmax(-1), torch.full_like(f_gpar, -1))
+        else:
+            ppos = torch.full_like(f_gpar, -1)
+        F_ = fed_ids.shape[1]
+        # ancestors of the new nodes among the fed nodes: the parent's ancestor-or-self row
+        if F_:
+            rows = fed_anc.gather(1, ppos.clamp(min=0)[:, :, None].expand(-1, -1, F_)) & (ppos >= 0)[:, :, None]
+        else:
+            rows = torch.zeros(B, w, 0, dtype=torch.bool, device=dev)
+        anc_new = torch.cat([rows, torch.eye(w, dtype=torch.bool, device=dev).expand(B, w, w)], 2)  # (B, w, F+w)
+        t0 = time.perf_counter()
+        logits = _forward_tree_level(draft, vocab, dkv, base, f_tok, rows, level)  # (B, w, V')
+        if timings is not None:
+            timings.setdefault("draft_levels", []).append(time.perf_counter() - t0)
+        widths.append(w)
+        fed_ids = torch.cat([fed_ids, keep_id], 1)
+        full = torch.zeros(B, F_ + w, F_ + w, dtype=torch.bool, device=dev)
+        if F_:
+            full[:, :F_, :F_] = fed_anc
+        full[:, F_:, :] = anc_new
+        fed_anc = full  # (B, F, F) ancestor-or-self among fed nodes
+        lp = torch.log_softmax(logits, -1)  # (B, w, V')
+        k = min(getattr(policy, "top_k", lp.shape[-1]), lp.shape[-1])
+        csc, cix = lp.topk(k, dim=-1)  # (B, w, k)
+        csc = csc + keep_sc[:, :, None]
+        ctok = ids[cix] if ids is not None else cix
+        nodes_tok.append(ctok.reshape(B, -1))
+        nodes_par.append(keep_id[:, :, None].expand(-1, -1, k).reshape(B, -1))
+        nodes_dep.append(torch.full((B, w * k), level + 1, dtype=torch.long, device=dev))
+        nodes_sc.append(csc.reshape(B, -1))
+        cand_sc = csc.reshape(B, -1)
+        cand_id = torch.arange(n_nodes, n_nodes + w * k, device=dev).expand(B, -1)
+        n_nodes += w * k
+        level += 1
+    dkv.truncate(base)  # the tree's draft entries are never committed
+    return {"tok": torch.cat(nodes_tok, 1), "par": torch.cat(nodes_par, 1), "dep": torch.cat(nodes_dep, 1),
+            "sc": torch.cat(nodes_sc, 1), "levels": level,
+            "widths": widths}
+
+
+def _forward_tree_level(draft, vocab, dkv: KV, base: int, f_tok, rows, level):
+    """Feed one tree level to the draft: visibility = committed prefix + fed ancestors (rows) + self."""
+    B, w = f_tok.shape
+    F_ = rows.shape[2]
+    # slots [base, base+F) hold the fed nodes; show each new node only its ancestors among them
+    committed = dkv.valid[:, :base]
+    past = dkv.length
+    allowed = torch.cat([committed[:, None, :].expand(B, w, base), rows,
+                         torch.eye(w, dtype=torch.bool, device=f_tok.device).expand(B, w, w)], 2)
+    mask = torch.zeros(B, 1, w, past + w, dtype=_dtype(draft), device=f_tok.device)
+    mask.masked_fill_(~allowed[:, None], NEG)
+    pos = dkv.n_pos[:, None] + (level - 1) + torch.zeros_like(f_tok)  # root sits at n_pos - 1
+    if vocab is None:
+        logits = draft(input_ids=f_tok, attention_mask=mask, position_ids=pos, cache=dkv.cache, use_cache=True).logits
+    else:
+        h = draft.model(input_ids=f_tok, attention_mask=mask, position_ids=pos, cache=dkv.cache,
+                        use_cache=True).last_hidden_state
+        logits = h @ draft.get_output_embeddings().weight[vocab].T
+    dkv.valid = torch.cat([dkv.valid, torch.ones(B, w, dtype=torch.bool, device=f_tok.device)], 1)
+    return logits.float()
+
+
+def select_nodes(nodes: dict, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rerank: the m best drafted nodes per row (ancestor-closed), as a tree rooted at index 0.
+
+    Returns tokens, parent, depth, score, each (B, 1+m), nodes in generation order after the root.
+    """
+    sc = nodes["sc"]
+    B, n = sc.shape
+    m = min(m, n)
+    # stable descending sort: a parent (score >= child's, created earlier) always precedes its children
+    order = sc.argsort(dim=1, descending=True, stable=True)[:, :m]
+    order = order.sort(dim=1).values  # generation order: parents first
+    tok = nodes["tok"].gather(1, order)
+    gpar = nodes["par"].gather(1, order)  # global parent id or -1
+    match = order[:, None, :] == gpar[:, :, None]  # (B, m, m)
+    has = match.any(-1)
+    if not bool(torch.all(has | (gpar < 0))):
+        raise RuntimeError("reranked draft tree is not ancestor-closed")
+    par = torch.where(has, match.float().argmax(-1) + 1, torch.zeros_like(gpar))
+    z = torch.zeros(B, 1, dtype=torch.long, device=sc.device)
+    return (torch.cat([z, tok], 1), torch.cat([z, par], 1), torch.cat([z, nodes["dep"].gather(1, order)], 1),
+            torch.cat([z.float(), sc.gather(1, order)], 1))
+
+
+def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One target forward over root + tree; returns accepted mask (B, N), deepest accepted index (B,), bonus (B,).
+
+    Leaves only the accepted path's entries in the target cache.
+    """
+    tok = tok.clone()
+    tok[:, 0] = root
+    B, N = tok.shape
+    max_d = int(dep.max())
+    anc = ancestors(par, max_d)  # (B, N, N)
+    ok = torch.ones(B, N, dtype=torch.bool, device=tok.device)
+    past = tkv.length
+    logits = lm_forward(target, tkv, tok, anc, dep, ok)  # (B, N, V)
+    greedy = logits.argmax(-1)  # (B, N) the target's next token after each node
+    good = tok == greedy.gather(1, par)  # node's token equals the target's choice at its parent
+    good[:, 0] = True
+    accepted = (anc & ~good[:, None, :]).sum(-1) == 0  # every ancestor-or-self is good
+    last = torch.where(accepted, dep, torch.full_like(dep, -1)).argmax(1)  # (B,) deepest accepted node
+    bonus = greedy.gather(1, last[:, None])[:, 0]
+    # keep the accepted path (root..last) in depth order
+    path_d = dep.gather(1, last[:, None])[:, 0]  # (B,)
+    A = int(path_d.max()) + 1
+    on_path = accepted & anc.gather(1, last[:, None, None].expand(-1, 1, N))[:, 0]  # (B, N)
+    # order along the path by depth; nodes not on the path sort after
+    key = torch.where(on_path, dep, torch.full_like(dep, 10**6))
+    srt = key.argsort(dim=1, stable=True)[:, :A]
+    keep_ok = torch.arange(A, device=tok.device)[None, :] <= path_d[:, None]
+    keep_idx = torch.where(keep_ok, srt, torch.zeros_like(srt))
+    tkv.keep(past, keep_idx, keep_ok)
+    return on_path, last, bonus
+
+
+# ----------------------------------------------------------------------------- generation
+@dataclass
+class SpecResult:
+    """Output of speculative decoding: new token ids per prompt and what each step did."""
+
+    sequences: list[list[int]]                 # new tokens per prompt (eos included when hit)
+    steps: int = 0                             # target calls after the prefill
+    accepted: list[float] = field(default_factory=list)  # per step: mean tokens emitted per active row
+    emitted: int = 0                           # total new tokens
+    seconds: float = 0.0                       # wall time of decoding (prefill included)
+    draft_seconds: float = 0.0
+    verify_seconds: float = 0.0
+    trees: list[Tree] = field(default_factory=list)  # recorded trees (when record_trees)
+    shapes: list[tuple[int, int, int]] = field(default_factory=list)  # per step: (levels, max width, verified)
+
+    @property
+    def mean_accepted(self) -> float:
+        """Mean tokens emitted per target call (accepted drafts + 1 bonus)."""
+        return sum(self.accepted) / max(1, len(self.accepted))
+
+    @property
+    def tokens_per_s(self) -> float:
+        """New tokens per second over the whole call."""
+        return self.emitted / max(self.seconds, 1e-9)
+
+
+def _as_rows(prompts) -> list[list[int]]:
+    """Normalise prompts (list of id lists, or a 2D tensor without padding) to lists of ints."""
+    if isinstance(prompts, torch.Tensor):
+        if prompts.dim() != 2:
+            raise ValueError(f"prompt ids must be 2D (batch, tokens), got shape {tuple(prompts.shape)}")
+        prompts = prompts.tolist()
+    rows = [list(map(int, p)) for p in prompts]
+    if not rows:
+        raise ValueError("no prompts given")
+    for i, r in enumerate(rows):
+        if len(r) == 0:
+            raise ValueError(f"prompt {i} is empty: speculative decoding needs at least one prompt token")
+    return rows
+
+
+def check_pair(target, draft, vocab: torch.Tensor | None, policy) -> None:
+    """Raise one clear error when the draft cannot serve the target or the policy is malformed."""
+    tv, dv = target.config.vocab_size, draft.config.vocab_size
+    if tv != dv:
+        raise ValueError(f"the draft's vocabulary ({dv} tokens) differs from the target's ({tv}): "
+                         "a draft must share the target's tokenizer")
+    tt, dt = getattr(target.config, "_tokenizer_name", None), getattr(draft.config, "_tokenizer_name", None)
+    if tt and dt and tt != dt:
+        raise ValueError(f"the draft uses tokenizer {dt!r} but the target uses {tt!r}")
+    n = len(vocab) if vocab is not None else dv
+    k = getattr(policy, "top_k", None)
+    if k is not None and k > n:
+        raise ValueError(f"top_k={k} is larger than the draft vocabulary ({n} tokens)")
+
+
+def generate(target, draft, prompts, max_new_tokens: int = 64, policy=None, eos_token_id: int | None = None,
+             record_trees: bool = False) -> SpecResult:
+    """Greedy speculative decoding of a batch of prompts (list of token-id lists); lossless w.r.t. the target."""
+    policy = policy if policy is not None else FixedTree()
+    vocab = None
+    if hasattr(draft, "vocab") and hasattr(draft, "model"):  # an nblib.draft.Draft
+        draft, vocab = draft.model, draft.vocab
+    check_pair(target, draft, vocab, policy)
+    rows = _as_rows(prompts)
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    if hasattr(policy, "reset"):
+        policy.reset()
+    dev = next(target.parameters()).device
+    B = len(rows)
+    out = [[] for _ in range(B)]
+    alive = list(range(B))  # original index of each active row
+    res = SpecResult(out)
+    t_start = time.perf_counter()
+    with torch.no_grad():
+        tkv, dkv = KV(B, dev), KV(B, dev)
+        first = prefill(target, tkv, rows).argmax(-1)  # (B,) the first new token = first root
+        roots = first
+        pending = [r + [int(t)] for r, t in zip(rows, first.tolist())]  # draft has not seen these yet
+        for b, t in enumerate(first.tolist()):
+            out[b].append(t)
+        while True:
+            # drop finished rows
+            done = [i for i, b in enumerate(alive)
+                    if len(out[b]) >= max_new_tokens or (eos_token_id is not None and out[b][-1] == eos_token_id)]
+            if done:
+                keep = [i for i in range(len(alive)) if i not in done]
+                if not keep:
+                    break
+                sel = torch.tensor(keep, device=dev)
+                tkv.select(sel)
+                dkv.select(sel)
+                roots = roots[sel]
+                pending = [pending[i] for i in keep]
+                alive = [alive[i] for i in keep]
+            context = int(tkv.n_pos.float().mean()) + 1
+            t0 = time.perf_counter()
+            tim: dict = {}
+            root_logits = prefill(draft, dkv, pending, vocab)  # (b, V') draft's view after the root
+            nodes = draft_tree(draft, vocab, dkv, root_logits, policy, context, tim)
+            sc_sorted = nodes["sc"].sort(dim=1, descending=True).values
+            m = max(1, int(policy.n_verify(sc_sorted, context)))
+            tok, par, dep, sc = select_nodes(nodes, m)
+            t1 = time.perf_counter()
+            on_path, last, bonus = verify(target, tkv, roots, tok, par, dep)
+            t2 = time.perf_counter()
+            res.draft_seconds += t1 - t0
+            res.verify_seconds += t2 - t1
+            res.steps += 1
+            res.shapes.append((int(nodes["levels"]), max(nodes["widths"]), tok.shape[1] - 1))
+            emitted = []
+            new_pending = []
+            for i, b in enumerate(alive):
+                path = tok[i][on_path[i]][dep[i][on_path[i]].argsort()].tolist()[1:]  # accepted drafts, root excluded
+                new = path + [int(bonus[i])]
+                room = max_new_tokens - len(out[b])
+                new = new[:room]
+                if eos_token_id is not None and eos_token_id in new:
+                    new = new[:new.index(eos_token_id) + 1]
+                out[b].extend(new)
+                emitted.append(len(new))
+                new_pending.append(path + [int(bonus[i])])
+            res.accepted.append(sum(emitted) / len(emitted))
+            if record_trees:
+                res.trees.append(Tree(tok.cpu(), par.cpu(), dep.cpu(), sc.cpu(), on_path.cpu(), bonus.cpu(),
+                                      int(nodes["sc"].shape[1])))
+            roots = bonus
+            pending = new_pending
+            tkv.compact()
+            dkv.compact()
+    res.seconds = time.perf_counter() - t_start
+    res.emitted = sum(len(s) for s in out)
+    return res
+
+
+def greedy_reference(target, prompts, max_new_tokens: int, eos_token_id: int | None = None) -> list[list[int]]:
+    """The target's own greedy `generate`, one prompt at a time (no padding): the losslessness reference."""
+    rows = _as_rows(prompts)
+    dev = next(target.parameters()).device
+    outs = []
+    with torch.no_grad():
+        for r in rows:
+            ids = torch.tensor([r], device=dev)
+            g = target.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                do_sample=False, eos_token_id=eos_token_id, pad_token_id=eos_token_id or 0)
+            new = g[0, len(r):].tolist()
+            if eos_token_id is not None and eos_token_id in new:
+                new = new[:new.index(eos_token_id) + 1]
+            outs.append(new)
+    return outs
+
+
+def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None = None) -> SpecResult:
+    """Batched autoregressive greedy decoding with the same cache machinery: the speed baseline."""
+    rows = _as_rows(prompts)
+    dev = next(target.parameters()).device
+    B = len(rows)
+    out = [[] for _ in range(B)]
+    res = SpecResult(out)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        kv = KV(B, dev)
+        nxt = prefill(target, kv, rows).argmax(-1)
+        alive = list(range(B))
+        while True:
+            for i, b in enumerate(alive):
+                out[b].append(int(nxt[i]))
+            keep = [i for i, b in enumerate(alive) if len(out[b]) < max_new_tokens
+                    and not (eos_token_id is not None and out[b][-1] == eos_token_id)]
+            if not keep:
+                break
+            if len(keep) < len(alive):
+                sel = torch.tensor(keep, device=dev)
+                kv.select(sel)
+                nxt = nxt[sel]
+                alive = [alive[i] for i in keep]
+            nxt = prefill(target, kv, [[int(t)] for t in nxt.tolist()]).argmax(-1)
+            res.steps += 1
+            res.accepted.append(1.0)
+    res.seconds = time.perf_counter() - t0
+    res.emitted = sum(len(s) for s in out)
+    return res

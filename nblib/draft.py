@@ -1,0 +1,114 @@
+"""A small draft model for speculative decoding of SmolLM2: two Llama blocks on the target's frozen embeddings.
+
+The draft shares the target's tokenizer, width and tied embedding/LM-head matrix
+(loaded from the target, never saved), so only its two blocks and final norm are
+trained and stored. Its predictions are restricted to a "draft vocabulary" (the
+tokens the target actually produced in training), like EAGLE-3's reduced draft
+head: cheaper to run, and verification by the target keeps decoding lossless.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Draft:
+    """A draft LM (a full transformers causal LM) plus the subset of token ids it proposes from."""
+
+    model: torch.nn.Module          # LlamaForCausalLM; usable as `assistant_model` in transformers' generate
+    vocab: torch.Tensor | None      # (V',) long: target token ids the draft may propose; None = all
+
+    @property
+    def config(self):
+        """The underlying model's config."""
+        return self.model.config
+
+    def head_weight(self) -> torch.Tensor:
+        """The LM-head rows of the draft vocabulary, shape (V', d)."""
+        w = self.model.get_output_embeddings().weight
+        return w if self.vocab is None else w[self.vocab]
+
+
+def init_from_target(target, vocab: list[int], layers: tuple[int, ...] = (0, -1)) -> Draft:
+    """A draft whose blocks are copies of the target's `layers`, embeddings shared and frozen."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = copy.deepcopy(target.config)
+    cfg.num_hidden_layers = len(layers)
+    if hasattr(cfg, "layer_types") and cfg.layer_types is not None:
+        cfg.layer_types = cfg.layer_types[:len(layers)]
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    _share_embeddings(model, target)
+    for i, src in enumerate(layers):
+        model.model.layers[i].load_state_dict(target.model.layers[src].state_dict())
+    model.model.norm.load_state_dict(target.model.norm.state_dict())
+    return Draft(model.eval(), torch.tensor(sorted(vocab), dtype=torch.long))
+
+
+def _share_embeddings(model, target) -> None:
+    """Point the draft's input embeddings and LM head at the target's (frozen, never saved)."""
+    model.model.embed_tokens.weight = target.model.embed_tokens.weight
+    model.get_output_embeddings().weight = target.get_output_embeddings().weight
+    model.model.embed_tokens.weight.requires_grad_(False)
+    model.get_output_embeddings().weight.requires_grad_(False)
+
+
+def loss_on(draft: Draft, rows: list[dict]) -> tuple[torch.Tensor, float]:
+    """Cross-entropy of the draft on target continuations, and its top-1 agreement with the target."""
+    width = max(len(r["ids"]) for r in rows)
+    pad = 0
+    ids = torch.tensor([r["ids"] + [pad] * (width - len(r["ids"])) for r in rows])  # (B, T) right-padded
+    att = torch.tensor([[1] * len(r["ids"]) + [0] * (width - len(r["ids"])) for r in rows])
+    # label at position t is token t+1, counted only inside the target's continuation
+    lab = torch.full_like(ids, -100)
+    for b, r in enumerate(rows):
+        lab[b, r["start"] - 1:len(r["ids"]) - 1] = ids[b, r["start"]:len(r["ids"])]
+    lut = torch.full((draft.model.config.vocab_size,), -100, dtype=torch.long)
+    lut[draft.vocab] = torch.arange(len(draft.vocab))
+    lab = torch.where(lab >= 0, lut[lab.clamp(min=0)], lab)  # target ids -> draft-vocab ids; unseen -> ignored
+    model = draft.model.train() if torch.is_grad_enabled() else draft.model.eval()
+    hidden = model.model(input_ids=ids, attention_mask=att).last_hidden_state  # (B, T, d)
+    keep = lab >= 0
+    logits = hidden[keep] @ draft.head_weight().T  # (n, V')
+    loss = F.cross_entropy(logits, lab[keep])
+    acc = (logits.argmax(-1) == lab[keep]).float().mean().item()
+    draft.model.eval()
+    return loss, acc
+
+
+def save(draft: Draft, path: Path) -> None:
+    """Save the trained blocks, final norm (fp16), config and vocabulary; not the shared embeddings."""
+    sd = {k: v.half() for k, v in draft.model.state_dict().items() if "embed_tokens" not in k and "lm_head" not in k}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": sd, "config": draft.model.config.to_dict(), "vocab": draft.vocab}, path)
+
+
+def load(path: Path | str, target) -> Draft:
+    """Load a saved draft, re-attaching the target's embedding matrix; same device and dtype as the target."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no draft checkpoint at {path}; build it with `python scripts/train_draft.py`")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    cfg_dict = dict(blob["config"])
+    cfg = AutoConfig.for_model(cfg_dict.pop("model_type"), **cfg_dict)
+    if cfg.vocab_size != target.config.vocab_size:
+        raise ValueError(f"draft vocab size {cfg.vocab_size} != target's {target.config.vocab_size}")
+    p = next(target.parameters())
+    model = AutoModelForCausalLM.from_config(cfg, dtype=p.dtype)
+    _share_embeddings(model, target)
+    missing, unexpected = model.load_state_dict({k: v.to(p.dtype) for k, v in blob["state_dict"].items()}, strict=False)
+    if unexpected or any("embed" not in k and "lm_head" not in k for k in missing):
+        raise ValueError(f"draft checkpoint does not match its config: missing {missing}, unexpected {unexpected}")
+    return Draft(model.to(p.device).eval(), blob["vocab"].to(p.device))
+
+
+def default_path() -> Path:
+    """The shipped draft checkpoint for SmolLM2: data/cast/draft.pt."""
+    return Path(__file__).resolve().parents[1] / "data" / "cast" / "draft.pt"

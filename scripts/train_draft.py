@@ -1,0 +1,128 @@
+"""Train the draft model of notebook 07 (CAST) on SmolLM2's own greedy continuations.
+
+The draft is a 2-layer Llama with SmolLM2's tokenizer, width and (frozen, tied)
+embeddings: layer 0 starts from SmolLM2's first block, layer 1 from its last,
+then both are trained to predict the target's greedy next token. Its output is
+restricted to the tokens seen in the training targets (a "draft vocabulary", as
+in EAGLE-3), which keeps training and drafting cheap; verification by the target
+is unchanged, so decoding stays lossless. Only the non-embedding weights (fp16)
+and the vocabulary are saved: data/cast/draft.pt (well under 30 MB).
+
+    python scripts/train_draft.py            # about 25-40 min on 2 shared CPU cores
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nblib import zoo  # noqa: E402
+from nblib.cache import cache_dir  # noqa: E402
+from nblib import draft as draft_mod  # noqa: E402
+
+
+def chat_ids(tok, prompt: str) -> list[int]:
+    """Token ids of a user prompt under SmolLM2's chat template, generation prompt appended."""
+    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def generate_data(model, tok, prompts: list[str], new_tokens: int, batch: int) -> list[dict]:
+    """Batched greedy continuations of the target: [{'ids': prompt+continuation, 'start': len(prompt)}]."""
+    rows = []
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths together, less padding
+    tok.padding_side = "left"
+    for s in tqdm(range(0, len(order), batch), desc="greedy continuations"):
+        ids = [chat_ids(tok, prompts[i]) for i in order[s:s + batch]]
+        width = max(map(len, ids))
+        inp = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids])  # (B, T) left-padded
+        att = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        with torch.no_grad():
+            out = model.generate(input_ids=inp, attention_mask=att, max_new_tokens=new_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id)
+        for x, row in zip(ids, out[:, width:].tolist()):
+            if tok.eos_token_id in row:
+                row = row[:row.index(tok.eos_token_id) + 1]
+            rows.append({"ids": x + row, "start": len(x)})
+    return rows
+
+
+def main() -> None:
+    """Generate the data (cached), train the draft, save data/cast/draft.pt and a JSON report."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-prompts", type=int, default=480)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--gen-batch", type=int, default=16)
+    ap.add_argument("--minutes", type=float, default=18.0, help="training wall-time budget")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch", type=int, default=8, help="sequences per step")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "data" / "cast" / "draft.pt")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    target, tok = zoo.load_causal_lm("smollm2", device="cpu")
+    prompts = [json.loads(l)["prompt"] for l in open(ROOT / "data" / "cast" / "train_prompts.jsonl")][:a.n_prompts]
+    data_path = cache_dir() / "cast" / f"train_data_{a.n_prompts}_{a.new_tokens}.json"
+    t0 = time.perf_counter()
+    if data_path.exists():
+        rows = json.loads(data_path.read_text())
+        gen_s = None
+    else:
+        rows = generate_data(target, tok, prompts, a.new_tokens, a.gen_batch)
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        data_path.write_text(json.dumps(rows))
+        gen_s = time.perf_counter() - t0
+        print(f"generated {sum(len(r['ids']) - r['start'] for r in rows)} tokens in {gen_s:.0f} s")
+    rng = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(rows), generator=rng).tolist()
+    n_val = max(8, len(rows) // 16)
+    val, train = [rows[i] for i in perm[:n_val]], [rows[i] for i in perm[n_val:]]
+    vocab = sorted({t for r in train for t in r["ids"][r["start"]:]} | {tok.eos_token_id})
+    draft = draft_mod.init_from_target(target, vocab, layers=(0, len(target.model.layers) - 1))
+    del target
+    params = [p for p in draft.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
+    steps_done, t1, hist = 0, time.perf_counter(), []
+    budget = a.minutes * 60
+    bar = tqdm(total=int(budget), desc="training (s)")
+    while time.perf_counter() - t1 < budget:
+        idx = torch.randint(len(train), (a.batch,), generator=rng).tolist()
+        frac = min(1.0, (time.perf_counter() - t1) / budget)
+        for g in opt.param_groups:
+            g["lr"] = a.lr * (0.1 + 0.9 * (1 - frac))  # linear decay to 10 %
+        loss, _ = draft_mod.loss_on(draft, [train[i] for i in idx])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        steps_done += 1
+        hist.append(loss.item())
+        bar.n = int(time.perf_counter() - t1)
+        bar.set_postfix(loss=f"{sum(hist[-20:]) / len(hist[-20:]):.3f}", steps=steps_done)
+        bar.refresh()
+    bar.close()
+    train_s = time.perf_counter() - t1
+    with torch.no_grad():
+        _, acc = draft_mod.loss_on(draft, val)
+    draft_mod.save(draft, a.out)
+    report = {"train_tokens": sum(len(r["ids"]) - r["start"] for r in train), "val_sequences": len(val),
+              "draft_vocab": len(vocab), "steps": steps_done, "train_seconds": round(train_s),
+              "generate_seconds": None if gen_s is None else round(gen_s), "val_top1_agreement": round(acc, 4),
+              "final_loss": round(sum(hist[-50:]) / len(hist[-50:]), 4), "threads": a.threads,
+              "loadavg": os.getloadavg(), "checkpoint_mb": round(a.out.stat().st_size / 2**20, 2)}
+    (a.out.parent / "draft_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
