@@ -1,0 +1,175 @@
+"""KOALA at laptop scale: initialisation, feature pairs, the three losses, scoring (tiny U-Nets, CPU)."""
+import numpy as np
+import pytest
+import torch
+
+from nblib import koala as K
+from nblib import koala_train as KT
+
+SMALL = {**KT.TINY_CONFIG, "block_out_channels": [8, 16, 16], "cross_attention_dim": 16, "encoder_hid_dim": 24,
+         "norm_num_groups": 4, "transformer_layers_per_block": [1, 2, 4]}
+
+
+def small(recipe: K.Recipe, seed: int = 0):
+    cfg, layout = K.derive(SMALL, recipe)
+    torch.manual_seed(seed)
+    return K.build_unet(cfg, "cpu").eval(), layout
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight the other jobs for cores)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return small(K.Recipe("teacher"))[0]
+
+
+def inputs(batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 1, 16, 16, generator=g)
+    ehs = torch.randn(batch, 5, 24, generator=g)
+    t = torch.randint(0, 1000, (batch,), generator=g)
+    return x, t, ehs
+
+
+@pytest.mark.parametrize("name", ["BK", "KOALA", "KOALA-nomid"])
+def test_init_copies_every_tensor_bit_exactly(teacher, name):
+    student, layout = small(KT.TINY_RECIPES[name], seed=1)
+    report = K.init_student(student, teacher, layout)
+    assert report["mismatched"] == [] and report["missing"] == []
+    t = teacher.state_dict()
+    for n, v in student.state_dict().items():
+        assert torch.equal(v, t[K.teacher_source(n, layout)]), n
+
+
+def test_init_rejects_a_student_that_does_not_fit(teacher):
+    other = {**SMALL, "block_out_channels": [8, 16, 24]}
+    cfg, layout = K.derive(other, KT.TINY_RECIPES["KOALA"])
+    student = K.build_unet(cfg, "cpu")
+    with pytest.raises(K.RecipeError, match="shape mismatches"):
+        K.init_student(student, teacher, layout)
+
+
+def test_koala_pairs_use_sa_bottom_and_the_decoder_copy_rule():
+    _, layout = small(KT.TINY_RECIPES["KOALA"])
+    pairs = dict(KT.feature_pairs(layout, KT.KOALA_FEATURES))
+    assert pairs["down_blocks.2.attentions.0.transformer_blocks.1.attn1"] == \
+        "down_blocks.2.attentions.0.transformer_blocks.1.attn1"
+    assert pairs["up_blocks.0.attentions.1.transformer_blocks.0.attn1"] == \
+        "up_blocks.0.attentions.2.transformer_blocks.0.attn1"
+    assert pairs["down_blocks.0"] == "down_blocks.0" and pairs["up_blocks.2"] == "up_blocks.2"
+    assert not any(k.startswith(("down_blocks.1.", "up_blocks.1")) and k.count(".") == 1 for k in pairs)
+    lowest = [v for k, v in pairs.items() if k.startswith("down_blocks.2.attentions")]
+    assert [int(v.split("transformer_blocks.")[1].split(".")[0]) for v in lowest] == [0, 1]
+    top = K.Recipe("top", **{f: getattr(KT.TINY_RECIPES["KOALA"], f) for f in ("drop_down", "drop_up", "depth")},
+                   layers="top")
+    _, lt = small(top)
+    assert dict(KT.feature_pairs(lt, "sa"))["down_blocks.2.attentions.0.transformer_blocks.0.attn1"].endswith(
+        "transformer_blocks.2.attn1")
+
+
+def test_feature_kinds_and_counts():
+    student, layout = small(KT.TINY_RECIPES["KOALA-nomid"])
+    n_layers = layout.n_transformer_layers
+    assert len(KT.feature_pairs(layout, "sa", student)) == n_layers
+    assert len(KT.feature_pairs(layout, "ca")) == len(KT.feature_pairs(layout, "ffn")) == n_layers
+    assert len(KT.feature_pairs(layout, "res")) == layout.n_resnets
+    assert len(KT.feature_pairs(layout, "lf")) == 6
+    assert len(KT.feature_pairs(layout, "sa+ca+sa")) == 2 * n_layers
+    assert not any(a.startswith("mid_block") for a, _ in KT.feature_pairs(layout, "sa+res"))
+    with pytest.raises(ValueError, match="unknown feature kind"):
+        KT.feature_pairs(layout, "sa+attention")
+
+
+@pytest.mark.parametrize("features", ["sa+lf@ends", "ca+ffn", "res+lf"])
+def test_losses_vanish_when_the_student_is_the_teacher(teacher, features):
+    student, layout = small(K.Recipe("same"), seed=3)
+    K.init_student(student, teacher, layout)
+    x, t, ehs = inputs()
+    pairs = KT.feature_pairs(layout, features)
+    L = KT.distill_losses(student, teacher, pairs, x, t, ehs, torch.randn_like(x))
+    assert L["out_kd"].item() == 0.0 and L["feat_kd"].item() == 0.0 and L["task"].item() > 0
+
+
+def test_losses_are_positive_for_a_perturbed_student_and_hooks_are_removed(teacher):
+    student, layout = small(KT.TINY_RECIPES["KOALA"])
+    K.init_student(student, teacher, layout)
+    with torch.no_grad():
+        student.up_blocks[0].attentions[0].transformer_blocks[0].attn1.to_out[0].weight.add_(0.5)
+    x, t, ehs = inputs()
+    L = KT.distill_losses(student, teacher, KT.feature_pairs(layout, "sa"), x, t, ehs, torch.randn_like(x))
+    assert float(L["feat_kd"]) > 0 and float(L["out_kd"]) > 0
+    for m in list(student.modules()) + list(teacher.modules()):
+        assert not m._forward_hooks
+
+
+def test_distill_trains_only_the_student_and_lowers_the_loss(teacher):
+    student, layout = small(KT.TINY_RECIPES["KOALA"], seed=5)  # random init: far from the teacher
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    data = {"train_x": torch.rand(64, 1, 16, 16) * 2 - 1, "train_y": torch.randint(0, 10, (64,))}
+    states = torch.randn(len(KT.captions()), 5, 24)
+    cfg = KT.DistillConfig(features="sa+lf@ends", steps=12, batch=4, lr=3e-3)
+    hist = KT.distill(student, teacher, layout, data, states, cfg, progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
+    first, last = np.mean([h["loss"] for h in hist[:3]]), np.mean([h["loss"] for h in hist[-3:]])
+    assert last < first
+    assert set(hist[0]) == {"task", "out_kd", "feat_kd", "loss"}
+
+
+def test_loss_weights_are_checked_and_used(teacher):
+    with pytest.raises(ValueError, match="all three loss weights are 0"):
+        KT.DistillConfig(w_task=0, w_out=0, w_feat=0)
+    with pytest.raises(ValueError, match="w_feat must be >= 0"):
+        KT.DistillConfig(w_feat=-1)
+    student, layout = small(KT.TINY_RECIPES["BK"])
+    data = {"train_x": torch.zeros(8, 1, 16, 16), "train_y": torch.zeros(8, dtype=torch.long)}
+    states = torch.randn(len(KT.captions()), 5, 24)
+    hist = KT.distill(student, teacher, layout, data, states,
+                      KT.DistillConfig(w_task=0, w_out=1, w_feat=0, steps=1, batch=2), progress=False)
+    assert hist[0]["loss"] == pytest.approx(hist[0]["out_kd"]) and hist[0]["feat_kd"] == 0.0
+
+
+def test_frechet_distance():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 4))
+    assert KT.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert KT.frechet_distance(a, a + np.array([3.0, 0, 0, 0])) == pytest.approx(9.0, rel=1e-6)
+    assert KT.frechet_distance(a, 2 * a) > 1.0
+    with pytest.raises(ValueError):
+        KT.frechet_distance(a, a[:, :3])
+
+
+def test_ascii_digits_become_16x16_images():
+    text = "\n" + "\n".join(("B" * 28 if i == 13 else " " * 28) for i in range(28)) + "\n"
+    bits = KT._ascii_to_bits(text)
+    assert bits.shape == (28, 28) and bits.sum() == 28 and bits[13].all()
+    x = KT.to_pixels(np.packbits(bits[None], axis=-1))
+    assert x.shape == (1, 1, 16, 16) and x.min() == -1 and x.max() == 0.0  # one row: half of a 2x2 cell
+
+
+def test_sampling_is_seeded_and_shaped(teacher):
+    states = torch.randn(len(KT.captions()), 5, 24)
+    caps = torch.tensor([1, 4, 7])
+    a = KT.sample(teacher, caps, states, seed=3, steps=3)
+    b = KT.sample(teacher, caps, states, seed=3, steps=3)
+    assert a.shape == (3, 1, 16, 16) and torch.equal(a, b) and a.abs().max() <= 1
+
+
+def test_captions_index_digits():
+    caps = KT.captions()
+    digits, idx = KT.eval_captions(20)
+    assert caps[0] == "" and all(KT.WORDS[int(d)] in caps[int(i)] or str(int(d)) in caps[int(i)]
+                                 for d, i in zip(digits, idx))
+
+
+def test_committed_checkpoints_load_if_present():
+    if not (KT.DATA_DIR / "teacher.safetensors").exists():
+        pytest.skip("no committed teacher yet")
+    unet, layout = KT.load_tiny("teacher")
+    assert K.count_params(unet) == K.count_params(KT.build_tiny("teacher")[0])
