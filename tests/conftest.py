@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 import torch
@@ -50,3 +51,14 @@ def smollm2():
     from nblib import zoo
 
     return zoo.load_causal_lm("smollm2", device="cpu")
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    """Stop a server we started, by its PID: wait `grace_s` after a polite request, then SIGTERM, then SIGKILL."""
+    for signal_it in (lambda: None, proc.terminate, proc.kill):
+        signal_it()
+        try:
+            proc.wait(grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue

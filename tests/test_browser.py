@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stop_process
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,14 +102,7 @@ def lab():
         yield {"base": base, "token": token, "nb": name}
     finally:
         _api(base, token, "/api/shutdown", method="POST")   # shuts the kernels down cleanly
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process(proc)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

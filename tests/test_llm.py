@@ -10,6 +10,7 @@ import pytest
 import requests
 import torch
 
+from conftest import stop_process
 from nblib import llm
 
 
@@ -126,11 +127,7 @@ def served_smollm2():
         yield url
     finally:
         proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 
