@@ -167,14 +167,22 @@ def _as_list(v: Any, n: int) -> list:
 def teacher_depths(config: dict) -> tuple[list[int], int | None, list[int]]:
     """Transformer depth per encoder stage, of the mid block, per decoder stage (0 = no transformer)."""
     n = len(config["block_out_channels"])
-    tl = _as_list(config.get("transformer_layers_per_block", 1), n)
-    if any(isinstance(x, (list, tuple)) for x in tl):
-        raise RecipeError("teacher configs with per-block transformer depths are not supported; "
-                          "give one depth per stage")
+    def uniform(v, where):
+        if isinstance(v, (list, tuple)):
+            if len(set(v)) != 1:
+                raise RecipeError(f"{where} has per-block transformer depths {list(v)}; a teacher needs one "
+                                  "depth per stage")
+            return v[0]
+        return v
+
+    tl = [uniform(v, f"DW-{s + 1}") for s, v in enumerate(_as_list(config.get("transformer_layers_per_block", 1), n))]
+    rev = config.get("reverse_transformer_layers_per_block")
+    rl = [uniform(v, f"UP-{s + 1}") for s, v in enumerate(rev)] if rev else tl[::-1]
     down = [tl[s] if config["down_block_types"][s] in CROSS_ATTN_BLOCKS else 0 for s in range(n)]
-    up = [tl[n - 1 - s] if config["up_block_types"][s] in CROSS_ATTN_BLOCKS else 0 for s in range(n)]
+    up = [rl[s] if config["up_block_types"][s] in CROSS_ATTN_BLOCKS else 0 for s in range(n)]
     mid_type = config.get("mid_block_type", "UNetMidBlock2DCrossAttn")
-    mid = None if mid_type is None else (tl[-1] if mid_type == "UNetMidBlock2DCrossAttn" else 0)
+    mid_depth = config.get("_mid_depth") or tl[-1]
+    mid = None if mid_type is None else (mid_depth if mid_type == "UNetMidBlock2DCrossAttn" else 0)
     return down, mid, up
 
 
@@ -436,7 +444,8 @@ def sdxl_inputs(config: dict, batch: int = 1, resolution: int = 1024, text_token
     inputs = {
         "sample": torch.zeros(batch, config["in_channels"], lat, lat, **kw),
         "timestep": torch.tensor(999, **kw),
-        "encoder_hidden_states": torch.zeros(batch, text_tokens, config["cross_attention_dim"], **kw),
+        "encoder_hidden_states": torch.zeros(batch, text_tokens,
+                                             config.get("encoder_hid_dim") or config["cross_attention_dim"], **kw),
     }
     if config.get("addition_embed_type") == "text_time":
         pooled = config["projection_class_embeddings_input_dim"] - 6 * config["addition_time_embed_dim"]
@@ -536,8 +545,23 @@ class CostTable:
         return {"params": p, "flops": f, "weights_gb": p * self.bytes_per_param / 1e9,
                 "transformer_layers": layout.n_transformer_layers, "resnets": layout.n_resnets}
 
+    def stage_costs(self, layout: Layout | None = None) -> dict:
+        """Params and FLOPs per stage (DW-1.., Mid, UP-1..) of the teacher, or of the student in `layout`."""
+        n = len(self.config["block_out_channels"])
+        order = [f"DW-{i + 1}" for i in range(n)] + ["Mid"] + [f"UP-{i + 1}" for i in range(n)]
+        out = {k: {"params": 0, "flops": 0} for k in order}
+        top = [u for u in self.params if u.count(".") == 3 or u == "mid_block"]  # whole blocks, not layers
+        removed = set(self.removed_units(layout)) if layout is not None else set()
+        for u in top + sorted(removed):
+            if u in removed and u in top:
+                continue  # a removed whole block contributes nothing
+            sign = -1 if u in removed else 1
+            out[_stage_of(u)]["params"] += sign * self.params[u]
+            out[_stage_of(u)]["flops"] += sign * self.flops[u]
+        return out
+
     def where_params_live(self) -> "Any":
-        """Teacher parameters per stage and kind (resnets / transformers / other) as a DataFrame."""
+        """Teacher parameters per stage and kind (resnets / transformers) and the rest (embeddings, samplers)."""
         import pandas as pd
 
         rows = []
@@ -558,9 +582,16 @@ class CostTable:
         table = df.pivot_table(index="stage", columns="kind", values="params", aggfunc="sum", fill_value=0)
         order = [f"DW-{i + 1}" for i in range(n)] + ["Mid"] + [f"UP-{i + 1}" for i in range(n)]
         table = table.reindex([o for o in order if o in table.index])
-        table["other (down/upsamplers, conv_in/out, embeddings)"] = 0
+        table["total"] = table["resnets"] + table["transformers"]
         other = self.params_total - int(table[["resnets", "transformers"]].to_numpy().sum())
         return table, other
+
+
+def _stage_of(unit: str) -> str:
+    if unit.startswith("mid_block"):
+        return "Mid"
+    kind, s = unit.split(".")[:2]
+    return ("DW-" if kind == "down_blocks" else "UP-") + str(int(s) + 1)
 
 
 def sdxl_table(resolution: int = 1024) -> CostTable:
@@ -591,3 +622,15 @@ def sdxl_summary(resolution: int = 1024, recipes: dict[str, Recipe] | None = Non
     df["params vs SDXL"] = df["params"] / base
     df["FLOPs vs SDXL"] = df["GFLOPs / step"] / df["GFLOPs / step"].iloc[0]
     return df
+
+
+def make_student(teacher: torch.nn.Module, recipe: Recipe, device: str | torch.device | None = None):
+    """Derive, build and initialise a student from a loaded teacher U-Net (e.g. real SDXL weights on a GPU).
+
+    Returns (student, layout, report); the student has the teacher's dtype and device.
+    """
+    cfg, layout = derive(dict(teacher.config), recipe)
+    p = next(teacher.parameters())
+    student = build_unet(cfg, device or p.device, p.dtype)
+    report = init_student(student, teacher, layout)
+    return student, layout, report

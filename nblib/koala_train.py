@@ -500,3 +500,20 @@ def load_classifier(data_dir: str | Path | None = None) -> DigitClassifier:
     """Load the committed caption classifier."""
     data_dir = Path(data_dir) if data_dir else DATA_DIR
     return load_into(DigitClassifier(), data_dir / "classifier.safetensors")
+
+
+# ----------------------------------------------------------------------------- cost of the tiny models
+def measure_costs(unet, states: torch.Tensor, steps: int = 20, guidance: float = 3.0, repeats: int = 3) -> dict:
+    """Params, FLOPs per denoising step (CFG: two forwards), latency and working memory of one image."""
+    from .cost import measure_flops, peak_memory, time_fn
+
+    caps = torch.tensor([1])
+    x = torch.zeros(2 if guidance != 1.0 else 1, 1, RES, RES)
+    ehs = states[torch.tensor([0, 1])] if guidance != 1.0 else states[caps]
+    _, flops = measure_flops(lambda: unet(x, torch.tensor(500), ehs))
+    run = lambda: sample(unet, caps, states, seed=0, steps=steps, guidance=guidance)
+    t = time_fn(run, warmup=1, repeats=repeats)
+    _, work_mb, _ = peak_memory(run)
+    return {"params": K.count_params(unet), "flops_per_step": flops, "latency_ms": t.median_ms,
+            "latency_spread_ms": t.spread_ms, "work_mb": work_mb,
+            "weights_mb": sum(p.numel() * p.element_size() for p in unet.parameters()) / 1e6}

@@ -119,6 +119,15 @@ def step_eval(args) -> None:
 
 
 def _log(update: dict) -> None:
+    """Merge `update` into results.json under a file lock (student runs may go in parallel)."""
+    import fcntl
+
+    with open(OUT / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _merge(update)
+
+
+def _merge(update: dict) -> None:
     path = OUT / "results.json"
     res = json.loads(path.read_text()) if path.exists() else {}
     for k, v in update.items():

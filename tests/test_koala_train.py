@@ -173,3 +173,28 @@ def test_committed_checkpoints_load_if_present():
         pytest.skip("no committed teacher yet")
     unet, layout = KT.load_tiny("teacher")
     assert K.count_params(unet) == K.count_params(KT.build_tiny("teacher")[0])
+
+
+def test_make_student_from_a_loaded_teacher(teacher):
+    student, layout, report = K.make_student(teacher, KT.TINY_RECIPES["KOALA-nomid"])
+    assert report["matched"] == len(student.state_dict()) and student.mid_block is None
+    x, t, ehs = inputs()
+    with torch.no_grad():
+        assert student(x, t, ehs).sample.shape == x.shape
+
+
+def test_recipe_panel_moves_fast_and_matches_the_table():
+    from nblib import koala_widgets as KW
+
+    table = K.CostTable.measure(SMALL, resolution=128)
+    panel = KW.RecipePanel(table)
+    panel.depth["DW-3"].value = 2
+    panel.depth["UP-1"].value = 2
+    panel.depth["Mid"].value = 0
+    for b in panel.blocks.values():
+        b.value = True
+    _, layout = K.derive(SMALL, KT.TINY_RECIPES["KOALA-nomid"])
+    assert panel.state()["params"] == table.predict(layout)["params"] == \
+        K.count_params(K.build_unet(K.derive(SMALL, KT.TINY_RECIPES["KOALA-nomid"])[0], "meta"))
+    assert "Mid none" in panel.label.value and panel.image.value[:4] == b"\x89PNG"
+    assert panel.last_update_ms < 1000  # generous: shared CI cores; ~40 ms on an idle laptop
