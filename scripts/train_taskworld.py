@@ -32,7 +32,7 @@ TRAIN_TASK = T.TaskConfig(min_steps=1, max_steps=6)  # 1-step items too (BIG-ben
 
 
 SPECS = {
-    "tiny": M.TrainSpec("tiny", M.Arch(d_model=64, n_layers=2, n_heads=2, d_ff=176), steps=600, lr=3e-3,
+    "tiny": M.TrainSpec("tiny", M.Arch(d_model=64, n_layers=3, n_heads=2, d_ff=176), steps=750, lr=3e-3,
                         task=TRAIN_TASK),
     "mid": M.TrainSpec("mid", M.Arch(d_model=128, n_layers=4, n_heads=4, d_ff=352), steps=700, lr=2e-3,
                        task=TRAIN_TASK),
