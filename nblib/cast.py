@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+
 
 import torch
 
@@ -93,12 +93,12 @@ class KV:
 
 
 def lm_forward(lm, kv: KV, tokens: torch.Tensor, anc: torch.Tensor, depth: torch.Tensor, ok: torch.Tensor,
-               vocab: torch.Tensor | None = None) -> torch.Tensor:
+               vocab: torch.Tensor | None = None, at: torch.Tensor | None = None) -> torch.Tensor:
     """Run `tokens` (B, N) as new cache entries; node i sees live cache slots and nodes j with anc[b, i, j].
 
     depth (B, N): position offset of each node from the row's next position; ok (B, N): False for padding.
-    Returns logits (B, N, V) (or (B, N, V') over `vocab` for a reduced draft head). The new entries stay
-    in the cache, marked live where ok.
+    Returns logits (B, N, V) (or over `vocab` (V',) for a reduced draft head); with `at` (B,) only the
+    logits at that node per row, (B, V). The new entries stay in the cache, marked live where ok.
     """
     B, N = tokens.shape
     past = kv.length
@@ -107,14 +107,20 @@ def lm_forward(lm, kv: KV, tokens: torch.Tensor, anc: torch.Tensor, depth: torch
     mask = torch.zeros(B, 1, N, past + N, dtype=_dtype(lm), device=tokens.device)
     mask.masked_fill_(~allowed[:, None], NEG)  # (B, 1, N, past+N) additive float mask
     pos = kv.n_pos[:, None] + depth  # (B, N)
-    if vocab is None:
-        out = lm(input_ids=tokens, attention_mask=mask, position_ids=pos, cache=kv.cache, use_cache=True)
-        logits = out.logits
-    else:
-        out = lm.model(input_ids=tokens, attention_mask=mask, position_ids=pos, cache=kv.cache, use_cache=True)
-        logits = out.last_hidden_state @ lm.get_output_embeddings().weight[vocab].T
+    hidden = lm.base_model(input_ids=tokens, attention_mask=mask, position_ids=pos, cache=kv.cache,
+                           use_cache=True).last_hidden_state  # (B, N, d)
     kv.valid = torch.cat([kv.valid, ok], dim=1)
-    return logits.float()
+    if at is not None:
+        hidden = hidden[torch.arange(B, device=hidden.device), at]  # (B, d)
+    return head(lm, hidden, vocab)
+
+
+def head(lm, hidden: torch.Tensor, vocab: torch.Tensor | None = None) -> torch.Tensor:
+    """The LM head on hidden states (..., d) -> float logits (..., V), or over the rows `vocab` only."""
+    w = lm.get_output_embeddings().weight
+    if vocab is not None:
+        w = w[vocab]
+    return (hidden @ w.T).float()
 
 
 def _dtype(lm) -> torch.dtype:
@@ -130,9 +136,9 @@ def prefill(lm, kv: KV, rows: list[list[int]], vocab=None, pad: int = 0) -> torc
     ar = torch.arange(N, device=device)
     ok = ar[None, :] < lens[:, None]
     anc = (ar[None, :, None] >= ar[None, None, :]).expand(len(rows), N, N)  # causal within the chunk
-    logits = lm_forward(lm, kv, tokens, anc, ar[None, :].expand(len(rows), N), ok, vocab)
+    logits = lm_forward(lm, kv, tokens, anc, ar[None, :].expand(len(rows), N), ok, vocab, at=lens - 1)
     kv.n_pos = kv.n_pos + lens
-    return logits[torch.arange(len(rows), device=device), lens - 1]  # (B, V)
+    return logits  # (B, V) at each row's last token
 
 
 # ----------------------------------------------------------------------------- policies
@@ -291,14 +297,10 @@ def _forward_tree_level(draft, vocab, dkv: KV, base: int, f_tok, rows, level):
     mask = torch.zeros(B, 1, w, past + w, dtype=_dtype(draft), device=f_tok.device)
     mask.masked_fill_(~allowed[:, None], NEG)
     pos = dkv.n_pos[:, None] + (level - 1) + torch.zeros_like(f_tok)  # root sits at n_pos - 1
-    if vocab is None:
-        logits = draft(input_ids=f_tok, attention_mask=mask, position_ids=pos, cache=dkv.cache, use_cache=True).logits
-    else:
-        h = draft.model(input_ids=f_tok, attention_mask=mask, position_ids=pos, cache=dkv.cache,
-                        use_cache=True).last_hidden_state
-        logits = h @ draft.get_output_embeddings().weight[vocab].T
+    h = draft.base_model(input_ids=f_tok, attention_mask=mask, position_ids=pos, cache=dkv.cache,
+                         use_cache=True).last_hidden_state  # (B, w, d)
     dkv.valid = torch.cat([dkv.valid, torch.ones(B, w, dtype=torch.bool, device=f_tok.device)], 1)
-    return logits.float()
+    return head(draft, h, vocab)
 
 
 def select_nodes(nodes: dict, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -365,6 +367,7 @@ class SpecResult:
     steps: int = 0                             # target calls after the prefill
     accepted: list[float] = field(default_factory=list)  # per step: mean tokens emitted per active row
     emitted: int = 0                           # total new tokens
+    row_calls: int = 0                         # sum over target calls (prefill included) of the rows decoded
     seconds: float = 0.0                       # wall time of decoding (prefill included)
     draft_seconds: float = 0.0
     verify_seconds: float = 0.0
@@ -373,8 +376,13 @@ class SpecResult:
 
     @property
     def mean_accepted(self) -> float:
-        """Mean tokens emitted per target call (accepted drafts + 1 bonus)."""
+        """Mean tokens emitted per speculative step and row (accepted drafts + 1 bonus)."""
         return sum(self.accepted) / max(1, len(self.accepted))
+
+    @property
+    def tokens_per_call(self) -> float:
+        """New tokens per row per target call, the prefill (which emits one token) included."""
+        return self.emitted / max(1, self.row_calls)
 
     @property
     def tokens_per_s(self) -> float:
@@ -434,6 +442,7 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy=None, eos_
     with torch.no_grad():
         tkv, dkv = KV(B, dev), KV(B, dev)
         first = prefill(target, tkv, rows).argmax(-1)  # (B,) the first new token = first root
+        res.row_calls += B
         roots = first
         pending = [r + [int(t)] for r, t in zip(rows, first.tolist())]  # draft has not seen these yet
         for b, t in enumerate(first.tolist()):
@@ -466,6 +475,7 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy=None, eos_
             res.draft_seconds += t1 - t0
             res.verify_seconds += t2 - t1
             res.steps += 1
+            res.row_calls += len(alive)
             res.shapes.append((int(nodes["levels"]), max(nodes["widths"]), tok.shape[1] - 1))
             emitted = []
             new_pending = []
@@ -520,6 +530,7 @@ def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None 
     with torch.no_grad():
         kv = KV(B, dev)
         nxt = prefill(target, kv, rows).argmax(-1)
+        res.row_calls += B
         alive = list(range(B))
         while True:
             for i, b in enumerate(alive):
@@ -535,6 +546,7 @@ def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None 
                 alive = [alive[i] for i in keep]
             nxt = prefill(target, kv, [[int(t)] for t in nxt.tolist()]).argmax(-1)
             res.steps += 1
+            res.row_calls += len(alive)
             res.accepted.append(1.0)
     res.seconds = time.perf_counter() - t0
     res.emitted = sum(len(s) for s in out)

@@ -164,7 +164,7 @@ def marginal_select(u, c, threshold: float, eps: float = 1e-12) -> int:
 class CastPolicy:
     """CAST: tree width per level, depth and verify count from measured latency and draft confidence."""
 
-    def __init__(self, profiles, c1: float = 1.0, c2: float = 1.0, c3: float | None = None, top_k: int = 8,
+    def __init__(self, profiles, c1: float = 1.0, c2: float | None = None, c3: float | None = None, top_k: int = 8,
                  max_depth: int = 8, max_verify: int = 64, buffer: int = 4):
         if isinstance(profiles, LatencyProfile):
             profiles = {profiles.batch: profiles}
@@ -202,12 +202,19 @@ class CastPolicy:
         n = marginal_select(u, c, self.c1)
         self._level_u, self._level_c = float(u[n - 1]), float(c[n - 1])
         if info.level == 1:
-            self._draft_cost = 0.0
+            self._draft_cost = p.draft(info.context, 1) / unit  # the draft's catch-up call on the new tokens
             self._prev_u = None
+            self._U, self._N = 0.0, 0
+        self._U += self._level_u
+        self._N += n
         return n
 
     def go_deeper(self, level: int, kept: torch.Tensor, info: cast.LevelInfo) -> bool:
-        """Depth pruning: draft level+1 only if alpha * u_i / c_i >= C2 (alpha = mean recent utility ratio)."""
+        """Depth pruning: draft level+1 only if alpha * u_i / c_i >= C2 (alpha = mean recent utility ratio).
+
+        With C2 = None (default) the threshold is the step's current expected rate, (1 + U) / (draft + verify
+        time so far), and c_i also counts the extra verification time of the next level's nodes.
+        """
         u, c = self._level_u, self._level_c
         if self._prev_u is not None and self._prev_u > 0:
             self.phi.append(u / self._prev_u)
@@ -215,7 +222,15 @@ class CastPolicy:
         if level >= self.max_depth:
             return False
         alpha = float(np.mean(self.phi))
-        go = alpha * u / max(c, 1e-12) >= self.c2
+        if self.c2 is not None:
+            go = alpha * u / max(c, 1e-12) >= self.c2
+        else:
+            p = self.prof(info.batch)
+            unit = p.target(info.context, 1)
+            verify_now = p.target(info.context, self._N + 1) / unit
+            extra = (p.target(info.context, self._N + 1 + kept.shape[1]) / unit) - verify_now
+            rate = (1.0 + self._U) / (self._draft_cost + c + verify_now)
+            go = alpha * u / max(c + extra, 1e-12) >= rate
         if go:
             self._draft_cost += c
         return go
@@ -231,7 +246,7 @@ class CastPolicy:
         if self.c3 is not None:
             m = marginal_select(u, c, self.c3)
         else:
-            rate = (1.0 + u) / (self._draft_cost + p.draft(context, 1) / unit + c)
+            rate = (1.0 + u) / (self._draft_cost + c)
             m = int(np.argmax(rate)) + 1
         self.log.append({"batch": B, "context": context, "verify": m, "draft_cost": self._draft_cost})
         return m

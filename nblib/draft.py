@@ -59,7 +59,11 @@ def _share_embeddings(model, target) -> None:
 
 
 def loss_on(draft: Draft, rows: list[dict]) -> tuple[torch.Tensor, float]:
-    """Cross-entropy of the draft on target continuations, and its top-1 agreement with the target."""
+    """Cross-entropy of the draft on the target's greedy next tokens, and its top-1 agreement with the target.
+
+    A row is {'ids', 'start'} (a target continuation after a prompt) or {'ids', 'labels'} (text with the target's
+    greedy next token at every position).
+    """
     width = max(len(r["ids"]) for r in rows)
     pad = 0
     ids = torch.tensor([r["ids"] + [pad] * (width - len(r["ids"])) for r in rows])  # (B, T) right-padded
@@ -67,7 +71,10 @@ def loss_on(draft: Draft, rows: list[dict]) -> tuple[torch.Tensor, float]:
     # label at position t is token t+1, counted only inside the target's continuation
     lab = torch.full_like(ids, -100)
     for b, r in enumerate(rows):
-        lab[b, r["start"] - 1:len(r["ids"]) - 1] = ids[b, r["start"]:len(r["ids"])]
+        if "labels" in r:  # teacher-forced text: the target's greedy next token at every position
+            lab[b, :len(r["labels"])] = torch.tensor(r["labels"])
+        else:  # the target's own continuation: its next token is its greedy choice
+            lab[b, r["start"] - 1:len(r["ids"]) - 1] = ids[b, r["start"]:len(r["ids"])]
     lut = torch.full((draft.model.config.vocab_size,), -100, dtype=torch.long)
     lut[draft.vocab] = torch.arange(len(draft.vocab))
     lab = torch.where(lab >= 0, lut[lab.clamp(min=0)], lab)  # target ids -> draft-vocab ids; unseen -> ignored

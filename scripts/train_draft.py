@@ -56,6 +56,26 @@ def generate_data(model, tok, prompts: list[str], new_tokens: int, batch: int) -
     return rows
 
 
+def stdlib_text_rows(model, tok, n_tokens: int, window: int = 256, batch: int = 8) -> list[dict]:
+    """Windows of Python standard-library source text, labelled with the target's greedy next token (teacher forcing)."""
+    import sysconfig
+
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    ids: list[int] = []
+    for f in files:
+        ids += tok(f.read_text(errors="ignore"), add_special_tokens=False)["input_ids"]
+        if len(ids) >= n_tokens:
+            break
+    wins = [ids[i:i + window] for i in range(0, min(len(ids), n_tokens) - window + 1, window)]
+    rows = []
+    for s in tqdm(range(0, len(wins), batch), desc="teacher-forced labels"):
+        x = torch.tensor(wins[s:s + batch])
+        with torch.no_grad():
+            lab = model(input_ids=x).logits.argmax(-1)  # (b, window) target's next-token choice
+        rows += [{"ids": w, "start": 1, "labels": l} for w, l in zip(wins[s:s + batch], lab.tolist())]
+    return rows
+
+
 def main() -> None:
     """Generate the data (cached), train the draft, save data/cast/draft.pt and a JSON report."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,6 +87,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="sequences per step")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "cast" / "draft.pt")
+    ap.add_argument("--tf-tokens", type=int, default=0, help="extra teacher-forced stdlib text tokens")
+    ap.add_argument("--init", type=Path, default=None, help="continue from this draft checkpoint")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -87,8 +109,21 @@ def main() -> None:
     perm = torch.randperm(len(rows), generator=rng).tolist()
     n_val = max(8, len(rows) // 16)
     val, train = [rows[i] for i in perm[:n_val]], [rows[i] for i in perm[n_val:]]
-    vocab = sorted({t for r in train for t in r["ids"][r["start"]:]} | {tok.eos_token_id})
+    tf_rows = []
+    if a.tf_tokens:
+        tf_path = cache_dir() / "cast" / f"tf_stdlib_{a.tf_tokens}.json"
+        if tf_path.exists():
+            tf_rows = json.loads(tf_path.read_text())
+        else:
+            tf_rows = stdlib_text_rows(target, tok, a.tf_tokens)
+            tf_path.write_text(json.dumps(tf_rows))
+    vocab = sorted({t for r in train for t in r["ids"][r["start"]:]} | {t for r in tf_rows for t in r["labels"]}
+                   | {tok.eos_token_id})
     draft = draft_mod.init_from_target(target, vocab, layers=(0, len(target.model.layers) - 1))
+    if a.init is not None:  # continue from an earlier run: its blocks; the vocabulary may grow
+        prev = draft_mod.load(a.init, target)
+        draft.model.load_state_dict(prev.model.state_dict())
+        draft.vocab = torch.tensor(sorted(set(vocab) | set(prev.vocab.tolist())))
     del target
     params = [p for p in draft.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
@@ -97,10 +132,12 @@ def main() -> None:
     bar = tqdm(total=int(budget), desc="training (s)")
     while time.perf_counter() - t1 < budget:
         idx = torch.randint(len(train), (a.batch,), generator=rng).tolist()
+        use_tf = tf_rows and steps_done % 2 == 1  # alternate: own continuations, teacher-forced text
         frac = min(1.0, (time.perf_counter() - t1) / budget)
         for g in opt.param_groups:
             g["lr"] = a.lr * (0.1 + 0.9 * (1 - frac))  # linear decay to 10 %
-        loss, _ = draft_mod.loss_on(draft, [train[i] for i in idx])
+        batch_rows = [tf_rows[i % len(tf_rows)] for i in idx] if use_tf else [train[i] for i in idx]
+        loss, _ = draft_mod.loss_on(draft, batch_rows)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -116,6 +153,7 @@ def main() -> None:
         _, acc = draft_mod.loss_on(draft, val)
     draft_mod.save(draft, a.out)
     report = {"train_tokens": sum(len(r["ids"]) - r["start"] for r in train), "val_sequences": len(val),
+              "teacher_forced_tokens": sum(len(r["labels"]) for r in tf_rows), "init": str(a.init) if a.init else None,
               "draft_vocab": len(vocab), "steps": steps_done, "train_seconds": round(train_s),
               "generate_seconds": None if gen_s is None else round(gen_s), "val_top1_agreement": round(acc, 4),
               "final_loss": round(sum(hist[-50:]) / len(hist[-50:]), 4), "threads": a.threads,
