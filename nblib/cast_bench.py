@@ -121,7 +121,7 @@ def compare(target, draft, tok, prompts: list[list[int]], batches=(1, 4), max_ne
     rows = []
     jobs = [(b, m) for b in batches for m in ["plain greedy", "HF assisted", "chain", "EAGLE-2 tree", "CAST"]]
     meth = methods(profs)
-    for b, m in tqdm(jobs, desc="methods", disable=not progress):
+    for b, m in tqdm(jobs, desc="methods", **({} if progress else {"disable": True})):
         if m == "plain greedy":
             rows.append(run(m, target, draft, prompts, b, max_new, None, eos))
         elif m == "HF assisted":
@@ -158,7 +158,7 @@ def sweep(target, draft, prompts: list[list[int]], depths, top_ks, budgets, batc
         r = run("plain greedy", target, draft, prompts, b, max_new, None, eos)
         rows.append({"batch": b, "depth": 0, "top_k": 0, "budget": 0, "tokens_per_s": r["tokens_per_s"],
                      "accepted": 1.0})
-    for b, d, k, m in tqdm(jobs, desc="tree sweep", disable=not progress):
+    for b, d, k, m in tqdm(jobs, desc="tree sweep", **({} if progress else {"disable": True})):
         r = run("tree", target, draft, prompts, b, max_new, cast.FixedTree(d, k, m), eos)
         rows.append({"batch": b, "depth": d, "top_k": k, "budget": m, "tokens_per_s": r["tokens_per_s"],
                      "accepted": r["accepted_per_call"]})

@@ -112,7 +112,7 @@ def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 
     D = np.zeros((len(contexts), len(draft_n)))
     jobs = [("t", i, j) for i in range(len(contexts)) for j in range(len(target_n))] + \
            [("d", i, j) for i in range(len(contexts)) for j in range(len(draft_n))]
-    for kind, i, j in tqdm(jobs, desc=f"profiling batch {batch}", disable=not progress, leave=False):
+    for kind, i, j in tqdm(jobs, desc=f"profiling batch {batch}", **({} if progress else {"disable": True}), leave=False):
         if kind == "t":
             T[i, j] = _time_forward(target, None, batch, contexts[i], target_n[j], repeats)
         else:

@@ -105,9 +105,35 @@ class TreeSweepPanel:
         self.last_update_ms = float("nan")
         self.fig = Figure(figsize=(10, 3.4), dpi=72)
         self.ax_s, self.ax_b = self.fig.subplots(1, 2)
+        self._build()
         self.update()
         self.widget = W.VBox([W.HBox([self.sliders["depth"], self.sliders["top_k"]]),
                               W.HBox([self.sliders["budget"], self.sliders["batch"]]), self.label, self.image])
+
+    def _build(self) -> None:
+        """Create the artists once; updates only move data (fast redraws)."""
+        ax = self.ax_s
+        self.cloud = ax.scatter([0], [0], c="0.7", s=18, label="other tree shapes")
+        (self.dot,) = ax.plot([0], [0], "o", color="tab:red", ms=9, label="this shape", zorder=3)
+        self.plain_s = ax.axhline(1, color="k", ls="--", lw=1, label="plain greedy")
+        ax.set_xlabel("tokens per target call (accepted + bonus)")
+        ax.set_ylabel("tokens / s (per batch, measured)")
+        ax.legend(fontsize=7, loc="lower right")
+        ax = self.ax_b
+        (self.line,) = ax.plot([0], [0], "o-", color="tab:blue")
+        (self.ring,) = ax.plot([0], [0], "o", ms=12, mfc="none", mec="tab:red", mew=2)
+        self.plain_b = ax.axhline(1, color="k", ls="--", lw=1, label="plain greedy")
+        ax.set_xlabel("token budget (nodes verified)")
+        ax.set_ylabel("tokens / s")
+        ax.set_title("more tokens verified: more accepted, but each call costs more", fontsize=9)
+        self.fig.tight_layout()
+        budgets = sorted({r["budget"] for r in self.rows if r["depth"] > 0})
+        ax.set_xlim(0, max(budgets) * 1.08)
+        ymax = max(r["tokens_per_s"] for r in self.rows) * 1.15
+        amax = max(r["accepted"] for r in self.rows) * 1.1
+        self.ax_s.set_xlim(0.9, amax)
+        for a in (self.ax_s, self.ax_b):
+            a.set_ylim(0, ymax)
 
     def state(self) -> dict:
         """The measured result at the sliders' values (a table look-up)."""
@@ -121,29 +147,16 @@ class TreeSweepPanel:
         b = st["batch"]
         same_b = [r for r in self.rows if r["batch"] == b and r["depth"] > 0]
         plain = self.table[(b, 0, 0, 0)]
-        ax = self.ax_s
-        ax.clear()
-        ax.scatter([r["accepted"] for r in same_b], [r["tokens_per_s"] for r in same_b], c="0.7", s=18,
-                   label="other tree shapes")
-        ax.scatter([st["accepted"]], [st["tokens_per_s"]], c="tab:red", s=70, label="this shape", zorder=3)
-        ax.axhline(plain["tokens_per_s"], color="k", ls="--", lw=1, label="plain greedy")
-        ax.set_xlabel("tokens per target call (accepted + bonus)")
-        ax.set_ylabel("tokens / s (per batch, measured)")
-        ax.set_title(f"batch {b}: every swept tree", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
-        ax = self.ax_b
-        ax.clear()
+        self.cloud.set_offsets(np.array([[r["accepted"], r["tokens_per_s"]] for r in same_b]))
+        self.dot.set_data([st["accepted"]], [st["tokens_per_s"]])
+        self.ax_s.set_title(f"batch {b}: every swept tree shape", fontsize=9)
         same = sorted((r for r in same_b if r["depth"] == st["depth"] and r["top_k"] == st["top_k"]),
                       key=lambda r: r["budget"])
-        ax.plot([r["budget"] for r in same], [r["tokens_per_s"] for r in same], "o-", color="tab:blue",
-                label=f"depth {st['depth']}, top-k {st['top_k']}")
-        ax.plot([st["budget"]], [st["tokens_per_s"]], "o", ms=12, mfc="none", mec="tab:red", mew=2)
-        ax.axhline(plain["tokens_per_s"], color="k", ls="--", lw=1)
-        ax.set_xlabel("token budget (nodes verified)")
-        ax.set_ylabel("tokens / s")
-        ax.set_title("more tokens verified: more accepted, but each call costs more", fontsize=9)
-        ax.legend(fontsize=7)
-        self.fig.tight_layout()
+        self.line.set_data([r["budget"] for r in same], [r["tokens_per_s"] for r in same])
+        self.line.set_label(f"depth {st['depth']}, top-k {st['top_k']}")
+        self.ring.set_data([st["budget"]], [st["tokens_per_s"]])
+        for h in (self.plain_s, self.plain_b):
+            h.set_ydata([plain["tokens_per_s"]] * 2)
         self.image.value = figure_png(self.fig)
         self.label.value = (f"depth {st['depth']} · top-k {st['top_k']} · budget {st['budget']} · batch {b} → "
                             f"{st['tokens_per_s']:.1f} tok/s ({st['tokens_per_s'] / plain['tokens_per_s']:.2f}x plain), "
