@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -396,11 +396,6 @@ def _map_layer(rest: str, plan: BlockPlan) -> str | None:
     if layer >= plan.depth:
         return None
     return f".transformer_blocks.{plan.layers[layer]}{m.group(2) or ''}"
-
-
-def kept_teacher_names(teacher_names: Iterable[str], layout: Layout, student_names: Iterable[str]) -> dict:
-    """Map every student tensor name to its teacher source name (KeyError-free: None where missing)."""
-    return {s: teacher_source(s, layout) for s in student_names}
 
 
 def check_mapping(student: torch.nn.Module, teacher: torch.nn.Module, layout: Layout) -> dict:

@@ -14,13 +14,12 @@
 """
 from __future__ import annotations
 
-import io
 import json
 import re
 import tarfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch

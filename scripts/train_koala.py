@@ -147,7 +147,7 @@ def main() -> None:
     p.add_argument("--student-steps", type=int, default=400)
     p.add_argument("--clf-steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--eval-n", type=int, default=200)
+    p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--eval-steps", type=int, default=20)
     p.add_argument("--only", nargs="*", help="student runs to (re)do, e.g. KOALA:none")
     p.add_argument("--threads", type=int, default=1)
