@@ -155,3 +155,16 @@ def test_checkpoint_hashes_match_their_training_record():
     for n in ALL:
         data = (M.MODELS_DIR / n / "model.safetensors").read_bytes()
         assert hashlib.sha256(data).hexdigest() == M.model_info(n)["sha256"], n
+
+
+def test_committed_checkpoints_match_the_training_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "train_taskworld.py"
+    spec = importlib.util.spec_from_file_location("train_taskworld", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert set(mod.SPECS) == set(ALL)
+    for n, s in mod.SPECS.items():
+        assert json.loads(json.dumps(M._plain(s))) == M.model_info(n)["spec"], n
