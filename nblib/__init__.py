@@ -2,7 +2,9 @@
 
 One concept per module: `cost` (the ledger), `cache` (exists-or-compute),
 `zoo` (embedded and user models), `llm` (one protocol for language models),
-`sweep` (precomputed cost grids), `widgets` / `plots` (slider panels, figures).
+`sweep` (precomputed cost grids), `widgets` / `plots` (slider panels, figures);
+the task world (`tasks`, `taskmodels`); KOALA (`koala`, `koala_train`,
+`koala_widgets`); CAST (`cast`, `cast_cost`, `draft`, `cast_bench`, `cast_viz`).
 """
 from __future__ import annotations
 
