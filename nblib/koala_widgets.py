@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import koala as K
+from .widgets import canvas_png
 
 
 def _positions(n: int) -> dict:
@@ -21,17 +22,6 @@ def _positions(n: int) -> dict:
     pos["Mid"] = (n, 0.2)
     pos.update({f"UP-{i + 1}": (n + 1 + i, 1 + i) for i in range(n)})
     return pos
-
-
-def _png(canvas) -> bytes:
-    """Encode the canvas's current pixels as PNG (fast compression), without redrawing."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).save(buf, "PNG", compress_level=1)
-    return buf.getvalue()
 
 
 class UDiagram:
@@ -210,7 +200,7 @@ class RecipePanel:
         self.canvas.restore_region(self.background)
         for a in self.dynamic:
             a.axes.draw_artist(a)
-        self.image.value = _png(self.canvas)
+        self.image.value = canvas_png(self.canvas)
         self.label.value = (f"<b>{st['params'] / 1e9:.3f} B params</b> ({st['params_ratio']:.0%} of SDXL) · "
                             f"<b>{st['flops'] / 1e12:.2f} TFLOPs</b> per step at 1024² ({st['flops_ratio']:.0%}) · "
                             f"<b>{st['weights_gb']:.2f} GB</b> fp16 weights · {st['transformer_layers']} transformer "
