@@ -288,7 +288,6 @@ def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy, context
 def _forward_tree_level(draft, vocab, dkv: KV, base: int, f_tok, rows, level):
     """Feed one tree level to the draft: visibility = committed prefix + fed ancestors (rows) + self."""
     B, w = f_tok.shape
-    F_ = rows.shape[2]
     # slots [base, base+F) hold the fed nodes; show each new node only its ancestors among them
     committed = dkv.valid[:, :base]
     past = dkv.length

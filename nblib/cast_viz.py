@@ -35,7 +35,7 @@ def draw_tree(tree, row: int, tok, ax=None, max_label: int = 10):
     if ax is None:
         ax = Figure(figsize=(9, 5), dpi=80).subplots()
     par, dep = tree.parent[row].tolist(), tree.depth[row].tolist()
-    toks, acc, sc = tree.tokens[row].tolist(), tree.accepted[row].tolist(), tree.score[row].tolist()
+    toks, acc = tree.tokens[row].tolist(), tree.accepted[row].tolist()
     pos = tree_layout(par, dep)
     for i in range(1, len(par)):
         (x0, y0), (x1, y1) = pos[par[i]], pos[i]

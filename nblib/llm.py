@@ -12,7 +12,7 @@ call `require_logprobs`, which refuses with the reason instead of guessing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, Union
 
 import torch

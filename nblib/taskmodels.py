@@ -200,7 +200,6 @@ def generate(model, prompts: Sequence[str], max_new_tokens: int = 64, stop_at_ne
 
     shape = shape_of(model)
     dev = next(model.parameters()).device
-    out: list[Generation] = []
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
     results: dict[int, Generation] = {}
     for b0 in range(0, len(order), batch_size):

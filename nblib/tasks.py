@@ -26,7 +26,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 OPS = ("+", "-", "*")
 KIND_NAMES = {"+": "add", "-": "sub", "*": "mul"}

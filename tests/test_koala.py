@@ -129,7 +129,6 @@ def test_forward_shapes_on_tiny_real_weights():
     cfg = {**K.SDXL_BASE_CONFIG, "block_out_channels": [32, 64, 64], "norm_num_groups": 8,
            "attention_head_dim": [2, 2, 2], "cross_attention_dim": 32, "transformer_layers_per_block": [1, 2, 4],
            "addition_time_embed_dim": 8, "projection_class_embeddings_input_dim": 48 + 16, "sample_size": 16}
-    x = None
     for recipe in (K.Recipe(), K.koala_recipe(2, drop_mid=True)):
         scfg, _ = K.derive(cfg, recipe)
         torch.manual_seed(0)
