@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nblib import cast_bench  # noqa: E402
+from nblib import cast  # noqa: E402
 
 
 def main() -> None:
@@ -35,14 +35,14 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    target, tok, draft = cast_bench.load_pair()
-    rows_p = cast_bench.eval_prompts(a.prompts)
-    prompts = [cast_bench.chat_ids(tok, r["prompt"]) for r in rows_p]
+    target, tok, draft = cast.bench.load_pair()
+    rows_p = cast.bench.eval_prompts(a.prompts)
+    prompts = [cast.bench.chat_ids(tok, r["prompt"]) for r in rows_p]
     print(f"prompts: {a.prompts} held out ({', '.join(sorted({r['source'] for r in rows_p}))}), "
           f"{sum(map(len, prompts)) / len(prompts):.0f} tokens on average; up to {a.new_tokens} new tokens each")
     print(f"load average before: {os.getloadavg()}  (2 cores shared with other jobs distort wall-clock speedups)")
-    rows, env = cast_bench.compare(target, draft, tok, prompts, tuple(a.batches), a.new_tokens, a.quick)
-    df = cast_bench.table(rows)
+    rows, env = cast.bench.compare(target, draft, tok, prompts, tuple(a.batches), a.new_tokens, a.quick)
+    df = cast.bench.table(rows)
     with __import__("pandas").option_context("display.width", 160, "display.max_columns", 20):
         print(df.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"device: {env['device']}; torch threads {env['threads']}; load average before {env['loadavg_before']}, "

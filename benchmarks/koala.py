@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from nblib import koala as K  # noqa: E402
-from nblib import koala_train as KT  # noqa: E402
+from nblib import koala  # noqa: E402
 
 STUDENTS = ["KOALA:sa+lf@ends", "KOALA:lf", "KOALA:none", "BK:lf", "KOALA-nomid:sa+lf@ends"]
 
@@ -34,23 +33,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     print("SDXL scale (diffusers UNet2DConditionModel on the meta device, FLOPs at 1024x1024, batch 1)")
-    sdxl = K.sdxl_summary()
+    sdxl = koala.sdxl_summary()
     print(sdxl[["params", "transformer layers", "resnets", "GFLOPs / step", "params vs SDXL", "FLOPs vs SDXL"]]
           .to_string(float_format=lambda v: f"{v:,.3f}"))
 
     print(f"\nLaptop scale: 16x16 MNIST digits, {args.steps} DDPM steps, guidance 2, batch 1, "
           f"{torch.get_num_threads()} thread(s); quality over {args.n} images per model")
-    data, states = KT.load_digits(), KT.text_states()
-    clf = KT.load_classifier()
+    data, states = koala.tiny.load_digits(), koala.tiny.text_states()
+    clf = koala.metrics.load_classifier()
     rows = {}
     for name in ["teacher"] + STUDENTS:
         try:
-            unet, _ = KT.load_tiny(name)
+            unet, _ = koala.tiny.load_tiny(name)
         except FileNotFoundError as e:
             print(f"  skip {name}: {e}")
             continue
-        c = KT.measure_costs(unet, states, steps=args.steps, repeats=args.repeats)
-        q = KT.evaluate(unet, clf, states, data["test_x"], n=args.n, steps=args.steps)
+        c = koala.metrics.measure_costs(unet, states, steps=args.steps, repeats=args.repeats)
+        q = koala.metrics.evaluate(unet, clf, states, data["test_x"], n=args.n, steps=args.steps)
         rows[name] = {**c, "caption_acc": q["caption_acc"], "fd": q["fd"]}
     t = rows["teacher"]
     head = (f"{'model':<24}{'params':>10}{'MFLOPs/step':>13}{'ms/img b1':>10}{'ms/img b16':>11}{'work MB':>9}"
@@ -59,7 +58,7 @@ def main() -> None:
     for name, r in rows.items():
         print(f"{name:<24}{r['params']:>10,}{r['flops_per_step'] / 1e6:>13.1f}{r['latency_ms']:>10.1f}"
               f"{r['latency_ms_per_image_b16']:>11.1f}{r['work_mb']:>9.1f}{r['caption_acc']:>12.3f}{r['fd']:>8.2f}")
-    print(f"{'real test digits':<24}{'':>65}{KT.classifier_accuracy(clf, data['test_x'], data['test_y']):>12.3f}")
+    print(f"{'real test digits':<24}{'':>65}{koala.metrics.classifier_accuracy(clf, data['test_x'], data['test_y']):>12.3f}")
 
     out = {"benchmark": "koala", "n_images": args.n, "steps": args.steps, "threads": torch.get_num_threads(),
            "sdxl_params": int(sdxl.loc["SDXL-Base", "params"]),

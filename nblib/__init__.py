@@ -1,10 +1,12 @@
 """Inference Cost Lab: the real code behind the notebooks.
 
-One concept per module: `cost` (the ledger), `cache` (exists-or-compute),
-`zoo` (embedded and user models), `llm` (one protocol for language models),
-`sweep` (precomputed cost grids), `widgets` / `plots` (slider panels, figures);
-the task world (`tasks`, `taskmodels`); KOALA (`koala`, `koala_train`,
-`koala_widgets`); CAST (`cast`, `cast_cost`, `draft`, `cast_bench`, `cast_viz`).
+The foundation every notebook shares sits at the top: `cost` (the ledger),
+`cache` (exists-or-compute, keyed by config and code version), `zoo` (embedded
+and user models), `llm` (one protocol for language models), `panel` (the
+slider-panel base), `style` (the suite's figure and table look) and `training`
+(one training loop). Each notebook has its own package, and imports that one:
+`measuring` (00), `taskworld` (00b; STEER, HierRouter and C3PO build on it),
+`koala` (01), `cast` (07). CONTRIBUTING.md says how to add one.
 """
 from __future__ import annotations
 

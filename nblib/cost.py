@@ -67,7 +67,7 @@ class Quantity:
 
 
 # ----------------------------------------------------------------------------- FLOPs
-def _cpu_sdpa_mapping() -> dict:
+def sdpa_flop_mapping() -> dict:
     """torch counts SDPA on CUDA kernels only; map the CPU flash kernel to the same formula."""
     from torch.utils import flop_counter as fc
 
@@ -80,7 +80,7 @@ def _cpu_sdpa_mapping() -> dict:
 
 def measure_flops(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
     """Run fn(*args, **kwargs) under torch's FlopCounterMode; return (result, total FLOPs)."""
-    with FlopCounterMode(display=False, custom_mapping=_cpu_sdpa_mapping()) as counter, torch.no_grad():
+    with FlopCounterMode(display=False, custom_mapping=sdpa_flop_mapping()) as counter, torch.no_grad():
         out = fn(*args, **kwargs)
     return out, int(counter.get_total_flops())
 

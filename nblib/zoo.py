@@ -173,17 +173,3 @@ def embed(texts: list[str], model, tokenizer, batch_size: int = 64) -> torch.Ten
 def n_params(model: torch.nn.Module) -> int:
     """Count a model's parameters (shared tensors once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
-def task_models() -> list[str]:
-    """Names of the task-world models committed in data/taskworld (see nblib.taskmodels)."""
-    from .taskmodels import available_models
-
-    return available_models()
-
-
-def load_task_model(name: str, device: Any = "cpu"):
-    """Load a task-world model by name ('tiny', 'mid', 'large', 'spec-add', ...); see nblib.taskmodels."""
-    from .taskmodels import load_model
-
-    return load_model(name, device=device)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from nblib import tasks as T  # noqa: E402
+from nblib import taskworld  # noqa: E402
 
 SDIST = Path("/tmp/bb/bigbench-1.0.0.tar.gz")
 BASE = "bigbench-1.0.0/bigbench/benchmark_tasks/"
@@ -46,7 +46,7 @@ def fetch(sdist: Path) -> Path:
     return sdist
 
 
-def convert_arith(question: str) -> T.Problem | None:
+def convert_arith(question: str) -> taskworld.Problem | None:
     """'What is 12 plus 7?' -> Problem(12, (('+', 7),)) when it fits the world, else None."""
     m = re.fullmatch(r"What is (\d+) (plus|minus|times) (\d+)\?", question.strip())
     if not m:
@@ -54,7 +54,7 @@ def convert_arith(question: str) -> T.Problem | None:
     a, op, b = int(m.group(1)), WORD_OP[m.group(2)], int(m.group(3))
     if op == "*" and b > 9 and a <= 9:
         a, b = b, a  # the world multiplies by a single digit; multiplication commutes
-    p = T.Problem(a, ((op, b),))
+    p = taskworld.Problem(a, ((op, b),))
     if op == "*" and b > 9:
         return None
     return p if p.in_range(99) and a <= 99 and b <= 99 else None
@@ -97,7 +97,7 @@ def _chain(node):
     return start, ops + [(op, int(right))]
 
 
-def convert_mathqa(item: dict) -> tuple[T.Problem, str] | None:
+def convert_mathqa(item: dict) -> tuple[taskworld.Problem, str] | None:
     """A question_with_mathematical_hint item -> (chain problem, correct choice) when it fits, else None."""
     question, _, formula = item["input"].rpartition("\n")
     tree = _parse_call(formula.strip())
@@ -105,7 +105,7 @@ def convert_mathqa(item: dict) -> tuple[T.Problem, str] | None:
     if ch is None or not ch[1]:
         return None
     start, ops = ch
-    p = T.Problem(start, tuple(ops))
+    p = taskworld.Problem(start, tuple(ops))
     target = [k for k, v in item["target_scores"].items() if v == 1]
     if not p.in_range(99) or any(op == "*" and x > 9 for op, x in ops) or len(target) != 1:
         return None
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sdist", type=Path, default=SDIST)
     ap.add_argument("--per-task", type=int, default=60, help="items kept per arithmetic subtask (seeded sample)")
-    ap.add_argument("--out", type=Path, default=T.BIGBENCH_FILE)
+    ap.add_argument("--out", type=Path, default=taskworld.problems.BIGBENCH_FILE)
     args = ap.parse_args(argv)
     sdist = fetch(args.sdist)
     sha = hashlib.sha256(sdist.read_bytes()).hexdigest()

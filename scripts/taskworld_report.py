@@ -20,8 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from nblib import tasks as T  # noqa: E402
-from nblib import taskmodels as M  # noqa: E402
+from nblib import taskworld  # noqa: E402
 from nblib.zoo import n_params  # noqa: E402
 
 
@@ -34,29 +33,29 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    held = T.problems("test", args.n, seed=args.seed)
-    bb = T.load_bigbench()
-    names = list(M.LADDER) + list(M.SPECIALISTS.values())
+    held = taskworld.problems.problems("test", args.n, seed=args.seed)
+    bb = taskworld.load_bigbench()
+    names = list(taskworld.LADDER) + list(taskworld.SPECIALISTS.values())
     rows, by_steps, bb_rows, out = [], {}, {}, {}
     for name in names:
-        model = M.load_model(name)
-        info = M.model_info(name)
-        traces = M.trace_problems(model, held)
-        analytic, measured = M.flops_per_token(model, past=40)
+        model = taskworld.load_model(name)
+        info = taskworld.model_info(name)
+        traces = taskworld.traces.trace_problems(model, held)
+        analytic, measured = taskworld.flops_per_token(model, past=40)
         row = {"model": name, "params": n_params(model), "train s": info["train_wall_s"],
                "train steps": info["spec"]["steps"], "held-out acc": np.mean([t.correct for t in traces]),
-               "step AUROC": M.step_auroc(traces), "FLOPs/tok analytic": analytic,
+               "step AUROC": taskworld.step_auroc(traces), "FLOPs/tok analytic": analytic,
                "FLOPs/tok measured": measured, "mean FLOPs/problem": np.mean([t.flops for t in traces])}
         rows.append(row)
-        by_steps[name] = M.accuracy_by_steps(traces)
-        bb_rows[name] = M.external_accuracy(model, bb)
+        by_steps[name] = taskworld.accuracy_by_steps(traces)
+        bb_rows[name] = taskworld.external_accuracy(model, bb)
     table = pd.DataFrame(rows).set_index("model")
     steps = pd.DataFrame(by_steps).T
     steps.columns = [f"{c} steps" for c in steps.columns]
     bbt = pd.DataFrame(bb_rows).T
     bbt.columns = [c.replace("arithmetic/", "").replace("elementary_math_qa/question_with_mathematical_hint",
                                                          "math_qa hint") for c in bbt.columns]
-    spec = M.specialist_matrix(list(M.SPECIALISTS.values()), held[:200])
+    spec = taskworld.specialist_matrix(list(taskworld.SPECIALISTS.values()), held[:200])
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     print(f"held-out: {args.n} test-split problems (seed {args.seed}), greedy, KV cache\n")

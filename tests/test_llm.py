@@ -10,7 +10,6 @@ import pytest
 import requests
 import torch
 
-from conftest import stop_process
 from nblib import llm
 
 
@@ -99,7 +98,7 @@ def test_smollm2_answers_a_chat_question(smollm2):
 
 
 @pytest.fixture(scope="module")
-def served_smollm2():
+def served_smollm2(stop_process):
     """`transformers serve` on 127.0.0.1 with the embedded model; stopped by its PID afterwards."""
     from nblib import zoo
 

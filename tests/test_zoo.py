@@ -75,14 +75,3 @@ def test_minilm_embeddings_are_real():
     sim = e @ e.T
     assert 0.6 < sim[0, 1] < 0.9            # the model card's pair: about 0.76
     assert sim[0, 1] > sim[0, 2] + 0.3
-
-
-def test_task_models_through_the_zoo():
-    from nblib import taskmodels
-
-    names = zoo.task_models()
-    assert {"tiny", "mid", "large"} <= set(names)
-    model = zoo.load_task_model("tiny")
-    assert zoo.n_params(model) == taskmodels.model_info("tiny")["params"]
-    with pytest.raises(taskmodels.UnknownModel, match="available:"):
-        zoo.load_task_model("gigantic")

@@ -6,39 +6,13 @@ import torch
 
 from nblib import cast
 
-VOCAB = 97
-
-
-def tiny(seed: int, layers: int = 2, d: int = 32, heads: int = 4, kv_heads: int = 2, vocab: int = VOCAB):
-    """A tiny random Llama (fp32, CPU); large init so logits are spread out (no argmax near-ties)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=d, intermediate_size=2 * d, num_hidden_layers=layers,
-                      num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=512,
-                      initializer_range=0.2)
-    return LlamaForCausalLM(cfg).eval()
-
-
-@pytest.fixture(scope="module")
-def models():
-    torch.set_num_threads(1)
-    return {"t_small": tiny(0), "t_deep": tiny(1, layers=3, d=48, heads=6, kv_heads=3), "t_mha": tiny(2, d=24, heads=2, kv_heads=2),
-            "d_rand": tiny(10, layers=1), "d_other": tiny(11, layers=1, d=16, heads=2, kv_heads=1)}
-
-
-def prompts(n: int = 4, seed: int = 3, lengths=(5, 1, 9, 3, 12, 2)):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, VOCAB, (lengths[i % len(lengths)],), generator=g).tolist() for i in range(n)]
-
-
 POLICIES = [cast.chain(1), cast.chain(4), cast.FixedTree(depth=1, top_k=4, budget=4), cast.FixedTree(3, 3, 8),
             cast.FixedTree(4, 5, 30), cast.FixedTree(6, 2, 5)]
 
 
 @pytest.mark.parametrize("target", ["t_small", "t_deep", "t_mha"])
 @pytest.mark.parametrize("policy", POLICIES, ids=repr)
-def test_lossless_every_batch_size(models, target, policy):
+def test_lossless_every_batch_size(models, target, policy, prompts):
     """Greedy output ids equal the target's own greedy generate, prompt by prompt, at batch 1, 2 and 4."""
     T = models[target]
     ps = prompts(4)
@@ -51,7 +25,7 @@ def test_lossless_every_batch_size(models, target, policy):
 
 
 @pytest.mark.parametrize("draft", ["d_rand", "d_other", "self"])
-def test_lossless_with_eos_and_long_runs(models, draft):
+def test_lossless_with_eos_and_long_runs(models, draft, prompts):
     """Rows that stop early (eos) and long runs (cache compaction) stay identical to generate."""
     T = models["t_small"]
     D = T if draft == "self" else models[draft]
@@ -65,19 +39,19 @@ def test_lossless_with_eos_and_long_runs(models, draft):
     assert cast.generate(T, D, ps, 40, cast.FixedTree(5, 4, 16)).sequences == ref_free
 
 
-def test_reduced_draft_vocabulary_is_lossless(models):
+def test_reduced_draft_vocabulary_is_lossless(models, prompts):
     """A draft proposing only from a token subset (EAGLE-3-style head) is still lossless."""
-    from nblib.draft import Draft
+    from nblib.cast.draft import Draft
 
     T = models["t_small"]
     ps = prompts(4, seed=5)
-    d = Draft(models["d_rand"], torch.arange(0, VOCAB, 2))
+    d = Draft(models["d_rand"], torch.arange(0, T.config.vocab_size, 2))
     assert cast.generate(T, d, ps, 20, cast.FixedTree(3, 4, 12)).sequences == cast.greedy_reference(T, ps, 20)
     with pytest.raises(ValueError, match="top_k"):
-        cast.generate(T, d, ps, 4, cast.FixedTree(2, VOCAB // 2 + 2, 4))
+        cast.generate(T, d, ps, 4, cast.FixedTree(2, T.config.vocab_size // 2 + 2, 4))
 
 
-def test_self_draft_accepts_every_token(models):
+def test_self_draft_accepts_every_token(models, prompts):
     """With the target as its own draft, a chain of depth d emits d + 1 tokens per target call."""
     T = models["t_small"]
     res = cast.generate(T, T, prompts(2), 31, cast.chain(4))
@@ -88,7 +62,7 @@ def test_self_draft_accepts_every_token(models):
     assert tree.mean_accepted > 3.0  # the global top-k frontier may drop the greedy path; most steps keep it
 
 
-def test_tree_invariants(models):
+def test_tree_invariants(models, prompts):
     """Verified trees are ancestor-closed, depths follow parents, m <= drafted, one accepted path from the root."""
     T = models["t_small"]
     res = cast.generate(T, models["d_rand"], prompts(3), 12, cast.FixedTree(3, 3, 7), record_trees=True)
@@ -111,23 +85,23 @@ def test_tree_invariants(models):
 def test_ancestor_mask_rows():
     """Mask row of each node = root + its ancestors + itself."""
     par = torch.tensor([[0, 0, 0, 1, 3, 2]])
-    anc = cast.ancestors(par, 4)[0]
+    anc = cast.tree.ancestors(par, 4)[0]
     want = {0: {0}, 1: {0, 1}, 2: {0, 2}, 3: {0, 1, 3}, 4: {0, 1, 3, 4}, 5: {0, 2, 5}}
     for i, s in want.items():
         assert set(torch.nonzero(anc[i]).flatten().tolist()) == s
 
 
-def test_tree_attention_matches_sequential(models):
+def test_tree_attention_matches_sequential(models, prompts):
     """Every tree node's target logits equal decoding its path one token at a time, in the KV cache."""
     T = models["t_deep"]
     p = prompts(1)[0]
     tok = torch.tensor([[5, 7, 9, 11, 13, 17]])
     par = torch.tensor([[0, 0, 0, 1, 3, 2]])
     dep = torch.tensor([[0, 1, 1, 2, 3, 2]])
-    kv = cast.KV(1, torch.device("cpu"))
+    kv = cast.tree.KV(1, torch.device("cpu"))
     with torch.no_grad():
-        cast.prefill(T, kv, [p])
-        logits = cast.lm_forward(T, kv, tok, cast.ancestors(par, 4), dep, torch.ones_like(tok, dtype=torch.bool))
+        cast.tree.prefill(T, kv, [p])
+        logits = cast.tree.lm_forward(T, kv, tok, cast.tree.ancestors(par, 4), dep, torch.ones_like(tok, dtype=torch.bool))
         for i in range(6):
             path, j = [], i
             while True:
@@ -139,32 +113,32 @@ def test_tree_attention_matches_sequential(models):
             torch.testing.assert_close(logits[0, i], ref, atol=1e-4, rtol=1e-4)
 
 
-def test_cache_keeps_only_accepted_entries(models):
+def test_cache_keeps_only_accepted_entries(models, prompts):
     """After a step the target cache holds prompt + accepted path, with positions advanced accordingly."""
     T = models["t_small"]
     ps = prompts(2)
     res = cast.generate(T, T, ps, 9, cast.chain(3))
     assert res.sequences == cast.greedy_reference(T, ps, 9)
-    kv = cast.KV(2, torch.device("cpu"))
+    kv = cast.tree.KV(2, torch.device("cpu"))
     with torch.no_grad():
-        first = cast.prefill(T, kv, ps).argmax(-1)
+        first = cast.tree.prefill(T, kv, ps).argmax(-1)
         L = kv.length
         tok = torch.tensor([[0, 1, 2], [0, 3, 4]])
         par = torch.tensor([[0, 0, 1], [0, 0, 1]])
         dep = torch.tensor([[0, 1, 2], [0, 1, 2]])
-        on_path, last, bonus = cast.verify(T, kv, first, tok, par, dep)
+        on_path, last, bonus = cast.tree.verify(T, kv, first, tok, par, dep)
     assert kv.length == L + int(on_path.sum(1).max())
     assert kv.n_pos.tolist() == [len(p) + int(n) for p, n in zip(ps, on_path.sum(1).tolist())]
     assert kv.valid.sum(1).tolist() == kv.n_pos.tolist()
 
 
-def test_plain_greedy_matches_generate(models):
+def test_plain_greedy_matches_generate(models, prompts):
     T = models["t_mha"]
     ps = prompts(4)
     assert cast.plain_greedy(T, ps, 12).sequences == cast.greedy_reference(T, ps, 12)
 
 
-def test_bad_input_gives_one_clear_error(models):
+def test_bad_input_gives_one_clear_error(models, prompts, tiny):
     T, D = models["t_small"], models["d_rand"]
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         cast.FixedTree(depth=0)

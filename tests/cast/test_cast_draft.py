@@ -4,17 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nblib import cast, draft as draft_mod
-from test_cast import prompts, tiny
+from nblib import cast
 
 
-def test_init_train_save_load_round_trip(tmp_path):
+def test_init_train_save_load_round_trip(tmp_path, prompts, tiny):
     T = tiny(0, layers=3)
-    d = draft_mod.init_from_target(T, list(range(0, 97, 3)), layers=(0, 2))
+    d = cast.draft.init_from_target(T, list(range(0, 97, 3)), layers=(0, 2))
     assert d.model.model.embed_tokens.weight is T.model.embed_tokens.weight  # shared, not copied
     assert not d.model.model.embed_tokens.weight.requires_grad
     rows = [{"ids": p + p, "start": len(p)} for p in prompts(4, lengths=(6, 9))]
-    loss, acc = draft_mod.loss_on(d, rows)
+    loss, acc = cast.draft.loss_on(d, rows)
     loss.backward()
     assert torch.isfinite(loss) and 0.0 <= acc <= 1.0
     assert d.model.model.layers[0].mlp.up_proj.weight.grad is not None
@@ -23,16 +22,16 @@ def test_init_train_save_load_round_trip(tmp_path):
             if "embed" not in name:
                 q.copy_(q.half().float())
     path = tmp_path / "d.pt"
-    draft_mod.save(d, path)
-    d2 = draft_mod.load(path, T)
+    cast.draft.save(d, path)
+    d2 = cast.draft.load(path, T)
     torch.testing.assert_close(d2.vocab, d.vocab)
     x = torch.tensor([prompts(1)[0]])
     with torch.no_grad():
         torch.testing.assert_close(d2.model(x).logits, d.model(x).logits, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="vocab size"):
-        draft_mod.load(path, tiny(1, vocab=50))
+        cast.draft.load(path, tiny(1, vocab=50))
     with pytest.raises(FileNotFoundError, match="train_draft.py"):
-        draft_mod.load(tmp_path / "missing.pt", T)
+        cast.draft.load(tmp_path / "missing.pt", T)
 
 
 @pytest.mark.slow
@@ -42,12 +41,12 @@ def test_smollm2_lossless_with_the_shipped_draft():
 
     from nblib import zoo
 
-    if not draft_mod.default_path().exists():
+    if not cast.draft.default_path().exists():
         pytest.skip("no shipped draft checkpoint")
     torch.set_num_threads(1)  # a shared 2-core machine: one thread avoids OpenMP spin contention
     T, tok = zoo.load_causal_lm("smollm2", device="cpu")
-    d = draft_mod.load(draft_mod.default_path(), T)
-    rows = [json.loads(l) for l in open(draft_mod.default_path().parent / "eval_prompts.jsonl")]
+    d = cast.draft.load(cast.draft.default_path(), T)
+    rows = [json.loads(l) for l in open(cast.draft.default_path().parent / "eval_prompts.jsonl")]
     ps = [tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=True,
                                   add_generation_prompt=True) for r in (rows[0], rows[-1])]
     ps = [list(p["input_ids"]) if isinstance(p, dict) or hasattr(p, "keys") else list(p) for p in ps]

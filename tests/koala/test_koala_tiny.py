@@ -3,17 +3,16 @@ import numpy as np
 import pytest
 import torch
 
-from nblib import koala as K
-from nblib import koala_train as KT
+from nblib import koala
 
-SMALL = {**KT.TINY_CONFIG, "block_out_channels": [8, 16, 16], "cross_attention_dim": 16, "encoder_hid_dim": 24,
+SMALL = {**koala.tiny.TINY_CONFIG, "block_out_channels": [8, 16, 16], "cross_attention_dim": 16, "encoder_hid_dim": 24,
          "norm_num_groups": 4, "transformer_layers_per_block": [1, 2, 4]}
 
 
-def small(recipe: K.Recipe, seed: int = 0):
-    cfg, layout = K.derive(SMALL, recipe)
+def small(recipe: koala.Recipe, seed: int = 0):
+    cfg, layout = koala.derive(SMALL, recipe)
     torch.manual_seed(seed)
-    return K.build_unet(cfg, "cpu").eval(), layout
+    return koala.build_unet(cfg, "cpu").eval(), layout
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -27,7 +26,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def teacher():
-    return small(K.Recipe("teacher"))[0]
+    return small(koala.Recipe("teacher"))[0]
 
 
 def inputs(batch=2, seed=0):
@@ -40,25 +39,25 @@ def inputs(batch=2, seed=0):
 
 @pytest.mark.parametrize("name", ["BK", "KOALA", "KOALA-nomid"])
 def test_init_copies_every_tensor_bit_exactly(teacher, name):
-    student, layout = small(KT.TINY_RECIPES[name], seed=1)
-    report = K.init_student(student, teacher, layout)
+    student, layout = small(koala.tiny.TINY_RECIPES[name], seed=1)
+    report = koala.recipes.init_student(student, teacher, layout)
     assert report["mismatched"] == [] and report["missing"] == []
     t = teacher.state_dict()
     for n, v in student.state_dict().items():
-        assert torch.equal(v, t[K.teacher_source(n, layout)]), n
+        assert torch.equal(v, t[koala.recipes.teacher_source(n, layout)]), n
 
 
 def test_init_rejects_a_student_that_does_not_fit(teacher):
     other = {**SMALL, "block_out_channels": [8, 16, 24]}
-    cfg, layout = K.derive(other, KT.TINY_RECIPES["KOALA"])
-    student = K.build_unet(cfg, "cpu")
-    with pytest.raises(K.RecipeError, match="shape mismatches"):
-        K.init_student(student, teacher, layout)
+    cfg, layout = koala.derive(other, koala.tiny.TINY_RECIPES["KOALA"])
+    student = koala.build_unet(cfg, "cpu")
+    with pytest.raises(koala.RecipeError, match="shape mismatches"):
+        koala.recipes.init_student(student, teacher, layout)
 
 
 def test_koala_pairs_use_sa_bottom_and_the_decoder_copy_rule():
-    _, layout = small(KT.TINY_RECIPES["KOALA"])
-    pairs = dict(KT.feature_pairs(layout, KT.KOALA_FEATURES))
+    _, layout = small(koala.tiny.TINY_RECIPES["KOALA"])
+    pairs = dict(koala.distillation.feature_pairs(layout, koala.tiny.KOALA_FEATURES))
     assert pairs["down_blocks.2.attentions.0.transformer_blocks.1.attn1"] == \
         "down_blocks.2.attentions.0.transformer_blocks.1.attn1"
     assert pairs["up_blocks.0.attentions.1.transformer_blocks.0.attn1"] == \
@@ -67,55 +66,55 @@ def test_koala_pairs_use_sa_bottom_and_the_decoder_copy_rule():
     assert not any(k.startswith(("down_blocks.1.", "up_blocks.1")) and k.count(".") == 1 for k in pairs)
     lowest = [v for k, v in pairs.items() if k.startswith("down_blocks.2.attentions")]
     assert [int(v.split("transformer_blocks.")[1].split(".")[0]) for v in lowest] == [0, 1]
-    top = K.Recipe("top", **{f: getattr(KT.TINY_RECIPES["KOALA"], f) for f in ("drop_down", "drop_up", "depth")},
+    top = koala.Recipe("top", **{f: getattr(koala.tiny.TINY_RECIPES["KOALA"], f) for f in ("drop_down", "drop_up", "depth")},
                    layers="top")
     _, lt = small(top)
-    assert dict(KT.feature_pairs(lt, "sa"))["down_blocks.2.attentions.0.transformer_blocks.0.attn1"].endswith(
+    assert dict(koala.distillation.feature_pairs(lt, "sa"))["down_blocks.2.attentions.0.transformer_blocks.0.attn1"].endswith(
         "transformer_blocks.2.attn1")
 
 
 def test_feature_kinds_and_counts():
-    student, layout = small(KT.TINY_RECIPES["KOALA-nomid"])
+    student, layout = small(koala.tiny.TINY_RECIPES["KOALA-nomid"])
     n_layers = layout.n_transformer_layers
-    assert len(KT.feature_pairs(layout, "sa", student)) == n_layers
-    assert len(KT.feature_pairs(layout, "ca")) == len(KT.feature_pairs(layout, "ffn")) == n_layers
-    assert len(KT.feature_pairs(layout, "res")) == layout.n_resnets
-    assert len(KT.feature_pairs(layout, "lf")) == 6
-    assert len(KT.feature_pairs(layout, "sa+ca+sa")) == 2 * n_layers
-    assert not any(a.startswith("mid_block") for a, _ in KT.feature_pairs(layout, "sa+res"))
+    assert len(koala.distillation.feature_pairs(layout, "sa", student)) == n_layers
+    assert len(koala.distillation.feature_pairs(layout, "ca")) == len(koala.distillation.feature_pairs(layout, "ffn")) == n_layers
+    assert len(koala.distillation.feature_pairs(layout, "res")) == layout.n_resnets
+    assert len(koala.distillation.feature_pairs(layout, "lf")) == 6
+    assert len(koala.distillation.feature_pairs(layout, "sa+ca+sa")) == 2 * n_layers
+    assert not any(a.startswith("mid_block") for a, _ in koala.distillation.feature_pairs(layout, "sa+res"))
     with pytest.raises(ValueError, match="unknown feature kind"):
-        KT.feature_pairs(layout, "sa+attention")
+        koala.distillation.feature_pairs(layout, "sa+attention")
 
 
 @pytest.mark.parametrize("features", ["sa+lf@ends", "ca+ffn", "res+lf"])
 def test_losses_vanish_when_the_student_is_the_teacher(teacher, features):
-    student, layout = small(K.Recipe("same"), seed=3)
-    K.init_student(student, teacher, layout)
+    student, layout = small(koala.Recipe("same"), seed=3)
+    koala.recipes.init_student(student, teacher, layout)
     x, t, ehs = inputs()
-    pairs = KT.feature_pairs(layout, features)
-    L = KT.distill_losses(student, teacher, pairs, x, t, ehs, torch.randn_like(x))
+    pairs = koala.distillation.feature_pairs(layout, features)
+    L = koala.distillation.distill_losses(student, teacher, pairs, x, t, ehs, torch.randn_like(x))
     assert L["out_kd"].item() == 0.0 and L["feat_kd"].item() == 0.0 and L["task"].item() > 0
 
 
 def test_losses_are_positive_for_a_perturbed_student_and_hooks_are_removed(teacher):
-    student, layout = small(KT.TINY_RECIPES["KOALA"])
-    K.init_student(student, teacher, layout)
+    student, layout = small(koala.tiny.TINY_RECIPES["KOALA"])
+    koala.recipes.init_student(student, teacher, layout)
     with torch.no_grad():
         student.up_blocks[0].attentions[0].transformer_blocks[0].attn1.to_out[0].weight.add_(0.5)
     x, t, ehs = inputs()
-    L = KT.distill_losses(student, teacher, KT.feature_pairs(layout, "sa"), x, t, ehs, torch.randn_like(x))
+    L = koala.distillation.distill_losses(student, teacher, koala.distillation.feature_pairs(layout, "sa"), x, t, ehs, torch.randn_like(x))
     assert L["feat_kd"].item() > 0 and L["out_kd"].item() > 0
     for m in list(student.modules()) + list(teacher.modules()):
         assert not m._forward_hooks
 
 
 def test_distill_trains_only_the_student_and_lowers_the_loss(teacher):
-    student, layout = small(KT.TINY_RECIPES["KOALA"], seed=5)  # random init: far from the teacher
+    student, layout = small(koala.tiny.TINY_RECIPES["KOALA"], seed=5)  # random init: far from the teacher
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     data = {"train_x": torch.rand(64, 1, 16, 16) * 2 - 1, "train_y": torch.randint(0, 10, (64,))}
-    states = torch.randn(len(KT.captions()), 5, 24)
-    cfg = KT.DistillConfig(features="sa+lf@ends", steps=12, batch=4, lr=3e-3)
-    hist = KT.distill(student, teacher, layout, data, states, cfg, progress=False)
+    states = torch.randn(len(koala.tiny.captions()), 5, 24)
+    cfg = koala.distillation.DistillConfig(features="sa+lf@ends", steps=12, batch=4, lr=3e-3)
+    hist = koala.distill(student, teacher, layout, data, states, cfg, progress=False)
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
     first, last = np.mean([h["loss"] for h in hist[:3]]), np.mean([h["loss"] for h in hist[-3:]])
     assert last < first
@@ -124,59 +123,59 @@ def test_distill_trains_only_the_student_and_lowers_the_loss(teacher):
 
 def test_loss_weights_are_checked_and_used(teacher):
     with pytest.raises(ValueError, match="all three loss weights are 0"):
-        KT.DistillConfig(w_task=0, w_out=0, w_feat=0)
+        koala.distillation.DistillConfig(w_task=0, w_out=0, w_feat=0)
     with pytest.raises(ValueError, match="w_feat must be >= 0"):
-        KT.DistillConfig(w_feat=-1)
-    student, layout = small(KT.TINY_RECIPES["BK"])
+        koala.distillation.DistillConfig(w_feat=-1)
+    student, layout = small(koala.tiny.TINY_RECIPES["BK"])
     data = {"train_x": torch.zeros(8, 1, 16, 16), "train_y": torch.zeros(8, dtype=torch.long)}
-    states = torch.randn(len(KT.captions()), 5, 24)
-    hist = KT.distill(student, teacher, layout, data, states,
-                      KT.DistillConfig(w_task=0, w_out=1, w_feat=0, steps=1, batch=2), progress=False)
+    states = torch.randn(len(koala.tiny.captions()), 5, 24)
+    hist = koala.distill(student, teacher, layout, data, states,
+                      koala.distillation.DistillConfig(w_task=0, w_out=1, w_feat=0, steps=1, batch=2), progress=False)
     assert hist[0]["loss"] == pytest.approx(hist[0]["out_kd"]) and hist[0]["feat_kd"] == 0.0
 
 
 def test_frechet_distance():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(500, 4))
-    assert KT.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
-    assert KT.frechet_distance(a, a + np.array([3.0, 0, 0, 0])) == pytest.approx(9.0, rel=1e-6)
-    assert KT.frechet_distance(a, 2 * a) > 1.0
+    assert koala.metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert koala.metrics.frechet_distance(a, a + np.array([3.0, 0, 0, 0])) == pytest.approx(9.0, rel=1e-6)
+    assert koala.metrics.frechet_distance(a, 2 * a) > 1.0
     with pytest.raises(ValueError):
-        KT.frechet_distance(a, a[:, :3])
+        koala.metrics.frechet_distance(a, a[:, :3])
 
 
 def test_ascii_digits_become_16x16_images():
     text = "\n" + "\n".join(("B" * 28 if i == 13 else " " * 28) for i in range(28)) + "\n"
-    bits = KT._ascii_to_bits(text)
+    bits = koala.tiny._ascii_to_bits(text)
     assert bits.shape == (28, 28) and bits.sum() == 28 and bits[13].all()
-    x = KT.to_pixels(np.packbits(bits[None], axis=-1))
+    x = koala.tiny.to_pixels(np.packbits(bits[None], axis=-1))
     assert x.shape == (1, 1, 16, 16) and x.min() == -1 and x.max() == 0.0  # one row: half of a 2x2 cell
 
 
 def test_sampling_is_seeded_and_shaped(teacher):
-    states = torch.randn(len(KT.captions()), 5, 24)
+    states = torch.randn(len(koala.tiny.captions()), 5, 24)
     caps = torch.tensor([1, 4, 7])
-    a = KT.sample(teacher, caps, states, seed=3, steps=3)
-    b = KT.sample(teacher, caps, states, seed=3, steps=3)
+    a = koala.metrics.sample(teacher, caps, states, seed=3, steps=3)
+    b = koala.metrics.sample(teacher, caps, states, seed=3, steps=3)
     assert a.shape == (3, 1, 16, 16) and torch.equal(a, b) and a.abs().max() <= 1
 
 
 def test_captions_index_digits():
-    caps = KT.captions()
-    digits, idx = KT.eval_captions(20)
-    assert caps[0] == "" and all(KT.WORDS[int(d)] in caps[int(i)] or str(int(d)) in caps[int(i)]
+    caps = koala.tiny.captions()
+    digits, idx = koala.metrics.eval_captions(20)
+    assert caps[0] == "" and all(koala.tiny.WORDS[int(d)] in caps[int(i)] or str(int(d)) in caps[int(i)]
                                  for d, i in zip(digits, idx))
 
 
 def test_committed_checkpoints_load_if_present():
-    if not (KT.DATA_DIR / "teacher.safetensors").exists():
+    if not (koala.tiny.DATA_DIR / "teacher.safetensors").exists():
         pytest.skip("no committed teacher yet")
-    unet, layout = KT.load_tiny("teacher")
-    assert K.count_params(unet) == K.count_params(KT.build_tiny("teacher")[0])
+    unet, layout = koala.tiny.load_tiny("teacher")
+    assert koala.count_params(unet) == koala.count_params(koala.tiny.build_tiny("teacher")[0])
 
 
 def test_make_student_from_a_loaded_teacher(teacher):
-    student, layout, report = K.make_student(teacher, KT.TINY_RECIPES["KOALA-nomid"])
+    student, layout, report = koala.make_student(teacher, koala.tiny.TINY_RECIPES["KOALA-nomid"])
     assert report["matched"] == len(student.state_dict()) and student.mid_block is None
     x, t, ehs = inputs()
     with torch.no_grad():
@@ -184,27 +183,27 @@ def test_make_student_from_a_loaded_teacher(teacher):
 
 
 def test_recipe_panel_moves_fast_and_matches_the_table():
-    from nblib import koala_widgets as KW
+    from nblib import koala
 
-    table = K.CostTable.measure(SMALL, resolution=128)
-    panel = KW.RecipePanel(table)
+    table = koala.CostTable.measure(SMALL, resolution=128)
+    panel = koala.panel.RecipePanel(table)
     panel.depth["DW-3"].value = 2
     panel.depth["UP-1"].value = 2
     panel.depth["Mid"].value = 0
     for b in panel.blocks.values():
         b.value = True
-    _, layout = K.derive(SMALL, KT.TINY_RECIPES["KOALA-nomid"])
+    _, layout = koala.derive(SMALL, koala.tiny.TINY_RECIPES["KOALA-nomid"])
     assert panel.state()["params"] == table.predict(layout)["params"] == \
-        K.count_params(K.build_unet(K.derive(SMALL, KT.TINY_RECIPES["KOALA-nomid"])[0], "meta"))
+        koala.count_params(koala.build_unet(koala.derive(SMALL, koala.tiny.TINY_RECIPES["KOALA-nomid"])[0], "meta"))
     assert "Mid none" in panel.label.value and panel.image.value[:4] == b"\x89PNG"
     assert panel.last_update_ms < 1000  # generous: shared CI cores; ~40 ms on an idle laptop
 
 
 def test_measure_costs_sees_the_student_is_cheaper(teacher):
-    student, layout = small(KT.TINY_RECIPES["KOALA-nomid"])
-    states = torch.randn(len(KT.captions()), 5, 24)
-    ct = KT.measure_costs(teacher, states, steps=2, repeats=1, big_batch=4)
-    cs = KT.measure_costs(student, states, steps=2, repeats=1, big_batch=4)
+    student, layout = small(koala.tiny.TINY_RECIPES["KOALA-nomid"])
+    states = torch.randn(len(koala.tiny.captions()), 5, 24)
+    ct = koala.metrics.measure_costs(teacher, states, steps=2, repeats=1, big_batch=4)
+    cs = koala.metrics.measure_costs(student, states, steps=2, repeats=1, big_batch=4)
     assert 0 < cs["flops_per_step"] < ct["flops_per_step"] and cs["params"] < ct["params"]
     assert ct["latency_ms"] > 0 and ct["latency_ms_per_image_b4"] > 0
-    assert ct["weights_mb"] == pytest.approx(K.count_params(teacher) * 4 / 1e6)
+    assert ct["weights_mb"] == pytest.approx(koala.count_params(teacher) * 4 / 1e6)

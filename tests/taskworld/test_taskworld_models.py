@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from nblib import tasks as T
-from nblib import taskmodels as M
+from nblib import taskworld
 from nblib.cost import measure_flops
 from nblib.zoo import n_params
 
 N_EVAL = 400  # held-out problems for the accuracy targets
-ALL = list(M.LADDER) + list(M.SPECIALISTS.values())
+ALL = list(taskworld.LADDER) + list(taskworld.SPECIALISTS.values())
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,94 +30,94 @@ def _threads():
 
 @pytest.fixture(scope="module")
 def held_out():
-    return T.problems("test", N_EVAL, seed=0)
+    return taskworld.problems.problems("test", N_EVAL, seed=0)
 
 
 @pytest.fixture(scope="module")
 def traces(held_out):
-    return {name: M.trace_problems(M.load_model(name), held_out) for name in M.LADDER}
+    return {name: taskworld.traces.trace_problems(taskworld.load_model(name), held_out) for name in taskworld.LADDER}
 
 
 def test_tokenizer_round_trip():
-    p = T.problems("test", 1)[0]
-    text = M.prompt_of(p) + p.solution
-    ids = M.encode(text)
-    assert ids[0] == M.BOS and M.decode(ids) == text and len(ids) == len(text) + 1
-    with pytest.raises(T.MalformedProblem, match="not in the task vocabulary"):
-        M.encode("12 plus 7")
+    p = taskworld.problems.problems("test", 1)[0]
+    text = taskworld.prompt_of(p) + p.solution
+    ids = taskworld.encode(text)
+    assert ids[0] == taskworld.models.BOS and taskworld.decode(ids) == text and len(ids) == len(text) + 1
+    with pytest.raises(taskworld.MalformedProblem, match="not in the task vocabulary"):
+        taskworld.encode("12 plus 7")
 
 
 def test_every_model_is_committed_small_and_loads():
-    assert set(ALL) <= set(M.available_models())
-    total = sum((M.MODELS_DIR / n / "model.safetensors").stat().st_size for n in ALL)
+    assert set(ALL) <= set(taskworld.available_models())
+    total = sum((taskworld.models.MODELS_DIR / n / "model.safetensors").stat().st_size for n in ALL)
     assert total <= 40e6, f"checkpoints take {total / 1e6:.1f} MB"
-    sizes = [n_params(M.load_model(n)) for n in M.LADDER]
+    sizes = [n_params(taskworld.load_model(n)) for n in taskworld.LADDER]
     assert sizes == sorted(sizes) and sizes[0] < 0.3e6 and sizes[-1] > 1e6, sizes
     for n in ALL:
-        info = M.model_info(n)
-        assert info["params"] == n_params(M.load_model(n))
+        info = taskworld.model_info(n)
+        assert info["params"] == n_params(taskworld.load_model(n))
         assert info["spec"]["name"] == n and info["log"], n
 
 
 def test_unknown_model_name_is_a_clear_error():
-    with pytest.raises(M.UnknownModel, match="no task model named 'huge'.*available: .*tiny"):
-        M.load_model("huge")
+    with pytest.raises(taskworld.UnknownModel, match="no task model named 'huge'.*available: .*tiny"):
+        taskworld.load_model("huge")
 
 
 def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
-    shutil.copytree(M.MODELS_DIR / "tiny", tmp_path / "bad")
+    shutil.copytree(taskworld.models.MODELS_DIR / "tiny", tmp_path / "bad")
     cfg = json.loads((tmp_path / "bad" / "config.json").read_text())
     cfg["hidden_size"] *= 2
     (tmp_path / "bad" / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(M.CheckpointMismatch, match="do not match config.json"):
-        M.load_model("bad", root=tmp_path)
+    with pytest.raises(taskworld.CheckpointMismatch, match="do not match config.json"):
+        taskworld.load_model("bad", root=tmp_path)
     cfg["hidden_size"] //= 2
     cfg["vocab_size"] += 1
     (tmp_path / "bad" / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(M.CheckpointMismatch, match="vocab_size"):
-        M.load_model("bad", root=tmp_path)
+    with pytest.raises(taskworld.CheckpointMismatch, match="vocab_size"):
+        taskworld.load_model("bad", root=tmp_path)
 
 
 def test_batched_generation_equals_one_by_one(held_out):
-    model = M.load_model("mid")
+    model = taskworld.load_model("mid")
     probs = held_out[:12]
-    batched = M.solve(model, probs, batch_size=12)
-    single = [M.solve(model, [p], batch_size=1)[0] for p in probs]
+    batched = taskworld.solve(model, probs, batch_size=12)
+    single = [taskworld.solve(model, [p], batch_size=1)[0] for p in probs]
     assert [g.text for g in batched] == [g.text for g in single]
     np.testing.assert_allclose(np.concatenate([g.logprobs for g in batched]),
                                np.concatenate([g.logprobs for g in single]), atol=1e-4)
 
 
 def test_generation_matches_transformers_generate(held_out):
-    model = M.load_model("large")
+    model = taskworld.load_model("large")
     p = held_out[0]
-    ids = torch.tensor([M.encode(M.prompt_of(p))])
-    ref = model.generate(ids, max_new_tokens=60, do_sample=False, eos_token_id=M.EOS, pad_token_id=M.PAD)
-    ours = M.solve(model, [p])[0]
-    assert M.decode(ref[0, ids.shape[1]:].tolist()) == ours.text
+    ids = torch.tensor([taskworld.encode(taskworld.prompt_of(p))])
+    ref = model.generate(ids, max_new_tokens=60, do_sample=False, eos_token_id=taskworld.models.EOS, pad_token_id=taskworld.models.PAD)
+    ours = taskworld.solve(model, [p])[0]
+    assert taskworld.decode(ref[0, ids.shape[1]:].tolist()) == ours.text
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_analytic_flops_per_token_equal_measured(name):
-    analytic, measured = M.flops_per_token(M.load_model(name), past=40)
+    analytic, measured = taskworld.flops_per_token(taskworld.load_model(name), past=40)
     assert analytic == measured
 
 
 def test_generation_flops_equal_measured(held_out):
-    model = M.load_model("tiny")
-    gens, measured = measure_flops(lambda: M.solve(model, held_out[:1], batch_size=1))
+    model = taskworld.load_model("tiny")
+    gens, measured = measure_flops(lambda: taskworld.solve(model, held_out[:1], batch_size=1))
     assert gens[0].flops == measured
 
 
 def test_held_out_accuracy_ladder(traces):
-    acc = {n: float(np.mean([t.correct for t in traces[n]])) for n in M.LADDER}
+    acc = {n: float(np.mean([t.correct for t in traces[n]])) for n in taskworld.LADDER}
     assert acc["large"] >= 0.90, acc
     assert acc["tiny"] <= 0.60, acc
     assert acc["tiny"] < acc["mid"] < acc["large"], acc
 
 
 def test_small_model_step_confidence_auroc(traces):
-    assert M.step_auroc(traces["tiny"]) >= 0.75
+    assert taskworld.step_auroc(traces["tiny"]) >= 0.75
 
 
 def test_traces_are_consistent(traces, held_out):
@@ -126,25 +125,25 @@ def test_traces_are_consistent(traces, held_out):
         assert t.problem == p.text and "\n".join(s.text for s in t.steps) == t.text.strip()
         assert sum(s.tokens for s in t.steps) == t.new_tokens
         assert sum(s.flops for s in t.steps) == t.flops
-        assert t.correct == T.check_answer(p, t.text)
+        assert t.correct == taskworld.problems.check_answer(p, t.text)
         assert all(0 < s.confidence <= s.first_prob + 1e-9 for s in t.steps)  # min over the line <= its first char
-    frame = M.trace_frame(traces["tiny"])
+    frame = taskworld.trace_frame(traces["tiny"])
     assert {"valid", "confidence", "flops", "kind"} <= set(frame.columns)
 
 
 def test_trace_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("NBLIB_CACHE", str(tmp_path))
-    first = M.trace("tiny", n=20, verbose=False)
+    first = taskworld.trace("tiny", n=20, verbose=False)
     files = list((tmp_path / "artefacts" / "taskworld_trace").glob("*.joblib"))
     assert len(files) == 1
-    again = M.trace("tiny", n=20, verbose=False)
+    again = taskworld.trace("tiny", n=20, verbose=False)
     assert [t.text for t in again] == [t.text for t in first]
 
 
 def test_specialists_win_on_their_own_kind(held_out):
-    mat = M.specialist_matrix(list(M.SPECIALISTS.values()), held_out[:200])
-    for op, name in M.SPECIALISTS.items():
-        kind = T.KIND_NAMES[op]
+    mat = taskworld.specialist_matrix(list(taskworld.SPECIALISTS.values()), held_out[:200])
+    for op, name in taskworld.SPECIALISTS.items():
+        kind = taskworld.problems.KIND_NAMES[op]
         others = mat.drop(index=name)[kind]
         assert mat.loc[name, kind] >= others.max() + 0.10, mat
 
@@ -153,18 +152,18 @@ def test_checkpoint_hashes_match_their_training_record():
     import hashlib
 
     for n in ALL:
-        data = (M.MODELS_DIR / n / "model.safetensors").read_bytes()
-        assert hashlib.sha256(data).hexdigest() == M.model_info(n)["sha256"], n
+        data = (taskworld.models.MODELS_DIR / n / "model.safetensors").read_bytes()
+        assert hashlib.sha256(data).hexdigest() == taskworld.model_info(n)["sha256"], n
 
 
 def test_committed_checkpoints_match_the_training_script():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "train_taskworld.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_taskworld.py"
     spec = importlib.util.spec_from_file_location("train_taskworld", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert set(mod.SPECS) == set(ALL)
     for n, s in mod.SPECS.items():
-        assert json.loads(json.dumps(M._plain(s))) == M.model_info(n)["spec"], n
+        assert json.loads(json.dumps(taskworld.training.to_plain(s))) == taskworld.model_info(n)["spec"], n

@@ -4,7 +4,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from nblib import cost, sweep, widgets
+from nblib import cost, measuring
 
 
 @pytest.fixture(scope="module")
@@ -12,7 +12,7 @@ def grid(tiny_model, tmp_path_factory):
     import os
 
     os.environ["NBLIB_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return sweep.run_sweep(tiny_model, sweep.SweepConfig("tiny", (1, 2, 4), (8, 16), decode_steps=2, repeats=2),
+    return measuring.run_sweep(tiny_model, measuring.SweepConfig("tiny", (1, 2, 4), (8, 16), decode_steps=2, repeats=2),
                            progress=False)
 
 
@@ -23,48 +23,48 @@ def test_sweep_points_are_measured(grid, tiny_model):
     assert (grid["prefill_ms"] > 0).all() and (grid["decode_ms"] > 0).all() and (grid["peak_mb"] > 0).all()
     assert (grid["work_mb"] >= 0).all() and (grid["work_mb"] < grid["peak_mb"]).all()
     shape = cost.TransformerShape.from_config(tiny_model.config)
-    assert grid["kv_mb_per_token"].iloc[-1] == pytest.approx(sweep.kv_cache_mb(shape, 4, 1))
+    assert grid["kv_mb_per_token"].iloc[-1] == pytest.approx(measuring.kv_cache_mb(shape, 4, 1))
 
 
 def test_sweep_is_cached(grid, tiny_model, capsys):
-    again = sweep.run_sweep(tiny_model, sweep.SweepConfig("tiny", (1, 2, 4), (8, 16), decode_steps=2, repeats=2),
+    again = measuring.run_sweep(tiny_model, measuring.SweepConfig("tiny", (1, 2, 4), (8, 16), decode_steps=2, repeats=2),
                             progress=False)
     assert "hit" in capsys.readouterr().out
     assert again.equals(grid)
 
 
 def test_predict_adds_prefill_and_decode(grid):
-    p = sweep.predict(grid, 2, 16, 10)
+    p = measuring.predict(grid, 2, 16, 10)
     row = grid[(grid.batch == 2) & (grid.seq == 16)].iloc[0]
     assert p["total_ms"] == pytest.approx(row.prefill_ms + 10 * row.decode_ms)
     assert p["tokens_per_s"] == pytest.approx(2 * 10 / (p["total_ms"] / 1e3))
-    assert sweep.predict(grid, 2, 16, 20)["total_ms"] > p["total_ms"]
+    assert measuring.predict(grid, 2, 16, 20)["total_ms"] > p["total_ms"]
     with pytest.raises(ValueError, match="not in the sweep"):
-        sweep.predict(grid, 3, 16, 10)
+        measuring.predict(grid, 3, 16, 10)
     with pytest.raises(ValueError, match="batch must be a positive integer"):
-        sweep.predict(grid, 0, 16, 10)
+        measuring.predict(grid, 0, 16, 10)
 
 
 def test_bad_grid_is_rejected(tiny_model):
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
-        sweep.run_sweep(tiny_model, sweep.SweepConfig("tiny", (0, 1), (8,)), progress=False)
+        measuring.run_sweep(tiny_model, measuring.SweepConfig("tiny", (0, 1), (8,)), progress=False)
 
 
 def test_panel_moves_redraw_label_and_plot(grid):
-    panel = widgets.CostPanel(grid, new_tokens=8)
+    panel = measuring.CostPanel(grid, new_tokens=8)
     label0, png0 = panel.label.value, panel.image.value
     assert bytes(png0).startswith(b"\x89PNG")
     panel.batch.value = 4
     assert panel.label.value != label0 and panel.image.value != png0
     assert "batch 4" in panel.label.value
-    assert panel.state() == sweep.predict(grid, 4, 8, 8)
+    assert panel.state() == measuring.predict(grid, 4, 8, 8)
     panel.new.value = 100
     assert "100 new tok" in panel.label.value
     assert panel.last_update_ms > 0
 
 
 def test_prefill_vs_decode_same_tokens(tiny_model):
-    led = sweep.prefill_vs_decode(tiny_model, tokens=8, repeats=1)
+    led = measuring.prefill_vs_decode(tiny_model, tokens=8, repeats=1)
     pre, dec = led.entries
     assert pre.completion_tokens == dec.completion_tokens == 8 and dec.calls == 8
     # same matmuls except attention (full square vs triangle): within a few percent

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import torch
 
-from . import cast, cast_cost
 from . import draft as draft_mod
+from . import policy as cast_cost
+from . import tree as cast
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "cast"
+DATA = Path(__file__).resolve().parents[2] / "data" / "cast"
 
 
 def load_pair(device=None):
-    """SmolLM2-135M-Instruct (target), its tokenizer, and the shipped trained draft (nblib.draft.Draft)."""
-    from . import zoo
+    """SmolLM2-135M-Instruct (target), its tokenizer, and the shipped trained draft (nblib.cast.draft.Draft)."""
+    from .. import zoo
 
     target, tok = zoo.load_causal_lm("smollm2", device=device)
     return target, tok, draft_mod.load(draft_mod.default_path(), target)

@@ -18,7 +18,7 @@ The target decides every emitted token, so greedy output is identical to the
 target's own greedy decoding (lossless). Policies choose the tree shape:
 `FixedTree` (EAGLE-2: fixed top-k, depth and budget; `chain(d)` is a chain
 draft) and `CastPolicy` (widths, depth and verify count chosen from measured
-latency tables, see `nblib.cast_cost`).
+latency tables, see `nblib.cast.policy`).
 """
 from __future__ import annotations
 
@@ -424,7 +424,7 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy=None, eos_
     """Greedy speculative decoding of a batch of prompts (list of token-id lists); lossless w.r.t. the target."""
     policy = policy if policy is not None else FixedTree()
     vocab = None
-    if hasattr(draft, "vocab") and hasattr(draft, "model"):  # an nblib.draft.Draft
+    if hasattr(draft, "vocab") and hasattr(draft, "model"):  # an nblib.cast.draft.Draft
         draft, vocab = draft.model, draft.vocab
     check_pair(target, draft, vocab, policy)
     rows = _as_rows(prompts)

@@ -32,7 +32,7 @@ OPS = ("+", "-", "*")
 KIND_NAMES = {"+": "add", "-": "sub", "*": "mul"}
 ANSWER = "#"
 SPLITS = {"train": (0, 80), "val": (80, 90), "test": (90, 100)}  # hash buckets out of 100
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "taskworld"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "taskworld"
 BIGBENCH_FILE = DATA_DIR / "bigbench_arithmetic_subset.jsonl"
 
 
@@ -144,8 +144,8 @@ def apply_op(a: int, op: str, x: int) -> int:
 _NUM = r"(0|[1-9]\d*)"
 _OP_RE = re.compile(rf"([+\-*]){_NUM}")
 _PROBLEM_RE = re.compile(rf"{_NUM}(,[+\-*]{_NUM})+")
-_STEP_RE = re.compile(rf"^(-?{_NUM})([+\-*]){_NUM}=(-?{_NUM})$")
-_ANSWER_RE = re.compile(rf"^{re.escape(ANSWER)}(-?{_NUM})$")
+STEP_RE = re.compile(rf"^(-?{_NUM})([+\-*]){_NUM}=(-?{_NUM})$")
+ANSWER_RE = re.compile(rf"^{re.escape(ANSWER)}(-?{_NUM})$")
 
 
 def parse_problem(text: str) -> Problem:
@@ -192,7 +192,7 @@ def check_step(problem: Problem, index: int, line: str, prev_value: int | None =
         raise IndexError(f"step {index} out of range for a {problem.n_steps}-step problem")
     line = line.strip()
     gold = line == problem.step_lines[index]
-    m = _STEP_RE.match(line)
+    m = STEP_RE.match(line)
     if not m:
         return StepCheck(line, False, False, False, gold)
     a, op, x, b = int(m.group(1)), m.group(3), int(m.group(4)), int(m.group(5))
@@ -203,7 +203,7 @@ def check_step(problem: Problem, index: int, line: str, prev_value: int | None =
 
 def step_result(line: str) -> int | None:
     """The value a step line writes after '=' (None when the line is not a step)."""
-    m = _STEP_RE.match(line.strip())
+    m = STEP_RE.match(line.strip())
     return int(m.group(5)) if m else None
 
 
@@ -212,7 +212,7 @@ def parse_solution(text: str) -> tuple[list[str], int | None]:
     lines = [ln.strip() for ln in text.strip().split("\n") if ln.strip()]
     answer = None
     if lines:
-        m = _ANSWER_RE.match(lines[-1])
+        m = ANSWER_RE.match(lines[-1])
         if m:
             answer = int(m.group(1))
             lines = lines[:-1]

@@ -118,4 +118,4 @@ def load(path: Path | str, target) -> Draft:
 
 def default_path() -> Path:
     """The shipped draft checkpoint for SmolLM2: data/cast/draft.pt."""
-    return Path(__file__).resolve().parents[1] / "data" / "cast" / "draft.pt"
+    return Path(__file__).resolve().parents[2] / "data" / "cast" / "draft.pt"

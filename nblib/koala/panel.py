@@ -1,6 +1,6 @@
 """KOALA's figures and slider panel: the U-Net drawn as stages, and a recipe panel at SDXL scale.
 
-The panel's expensive part is one `koala.CostTable` (SDXL built once on the meta
+The panel's expensive part is one `koala.costs.CostTable` (SDXL built once on the meta
 device, FLOPs counted per unit); each slider move derives the recipe (config
 arithmetic) and sums the table's precomputed units, then redraws one Agg figure
 into an `ipywidgets.Image`. `panel.last_update_ms` records the cost of a move.
@@ -12,8 +12,9 @@ import time
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import koala as K
-from .widgets import canvas_png
+from ..panel import canvas_png
+from . import costs as C
+from . import recipes as K
 
 
 def _positions(n: int) -> dict:
@@ -27,7 +28,7 @@ def _positions(n: int) -> dict:
 class UDiagram:
     """The U-Net's stages as boxes on a U (box area = parameters), with artists updated in place."""
 
-    def __init__(self, ax, table: K.CostTable, scale: float | None = None):
+    def __init__(self, ax, table: C.CostTable, scale: float | None = None):
         from matplotlib.patches import Rectangle
 
         self.ax, self.table = ax, table
@@ -73,7 +74,7 @@ class UDiagram:
         return costs
 
 
-def draw_unet(table: K.CostTable, layouts: dict, figsize=(11, 3.2)) -> Figure:
+def draw_unet(table: C.CostTable, layouts: dict, figsize=(11, 3.2)) -> Figure:
     """A figure with one U diagram per (title -> layout or None for the teacher), on one size scale."""
     fig = Figure(figsize=figsize, dpi=90)
     axes = fig.subplots(1, len(layouts))
@@ -88,10 +89,10 @@ def draw_unet(table: K.CostTable, layouts: dict, figsize=(11, 3.2)) -> Figure:
 class RecipePanel:
     """Sliders for transformer depth per stage and block removal, redrawing params/FLOPs/memory at SDXL scale."""
 
-    def __init__(self, table: K.CostTable | None = None, recipe: K.Recipe | None = None):
+    def __init__(self, table: C.CostTable | None = None, recipe: K.Recipe | None = None):
         import ipywidgets as W
 
-        self.table = table or K.sdxl_table()
+        self.table = table or C.sdxl_table()
         cfg = self.table.config
         self.n = len(cfg["block_out_channels"])
         t_down, t_mid, t_up = K.teacher_depths(cfg)

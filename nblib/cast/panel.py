@@ -6,7 +6,7 @@ import time
 import numpy as np
 from matplotlib.figure import Figure
 
-from .widgets import figure_png
+from ..panel import figure_png
 
 
 def tree_layout(parent: list[int], depth: list[int]) -> dict[int, tuple[float, float]]:
@@ -66,7 +66,7 @@ def latency_figure(profiles: dict, context: int | None = None) -> Figure:
     fig = Figure(figsize=(10, 3.4), dpi=80)
     ax1, ax2 = fig.subplots(1, 2)
     for b, p in sorted(profiles.items()):
-        r = p._row(context if context is not None else p.contexts[-1])
+        r = p.row(context if context is not None else p.contexts[-1])
         ax1.plot(p.target_n, p.target_s[r] * 1e3, "o-", label=f"batch {b}")
         ax2.plot(p.draft_n, p.draft_s[r] * 1e3, "s-", label=f"batch {b}")
         ax1.set_title(f"target: one verification call (cache {p.contexts[r]} tokens)", fontsize=9)

@@ -1,7 +1,7 @@
 """Notebook 07's panel and figures (nblib.cast_viz): sliders only index the precomputed sweep; the tree layout."""
 from __future__ import annotations
 
-from nblib import cast_viz
+from nblib import cast
 
 
 def sweep_rows():
@@ -12,7 +12,7 @@ def sweep_rows():
 
 
 def test_panel_looks_up_the_sweep_and_has_css_hooks():
-    p = cast_viz.TreeSweepPanel(sweep_rows())
+    p = cast.panel.TreeSweepPanel(sweep_rows())
     for name in ("depth", "top_k", "budget", "batch"):
         assert f"cast-{name.replace('_', '')}" in p.sliders[name]._dom_classes
     p.sliders["depth"].value, p.sliders["top_k"].value = 4, 4
@@ -26,7 +26,7 @@ def test_panel_looks_up_the_sweep_and_has_css_hooks():
 
 def test_tree_layout_places_children_right_of_parents():
     par, dep = [0, 0, 0, 1, 1, 3], [0, 1, 1, 2, 2, 3]
-    pos = cast_viz.tree_layout(par, dep)
+    pos = cast.panel.tree_layout(par, dep)
     assert len(pos) == 6
     for i in range(1, 6):
         assert pos[i][0] == pos[par[i]][0] + 1

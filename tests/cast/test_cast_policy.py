@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nblib import cast, cast_cost
-from test_cast import models, prompts  # noqa: F401  (fixture and helper shared with the core tests)
+from nblib import cast
 
 
 def sorted_scores(B: int, n: int, seed: int) -> torch.Tensor:
@@ -20,13 +19,13 @@ def sorted_scores(B: int, n: int, seed: int) -> torch.Tensor:
 def test_linear_cost_keeps_exactly_top_k_per_level(B, K):
     """Theorem 4.1: with cost lam*k + delta and C1 = mean_j v_j(K) / lam, breadth pruning keeps the top K (EAGLE-2)."""
     lam, delta = 0.004, 0.02
-    prof = cast_cost.linear_profile(B, lam=0.05, delta=0.01, draft_lam=lam, draft_delta=delta)
+    prof = cast.linear_profile(B, lam=0.05, delta=0.01, draft_lam=lam, draft_delta=delta)
     for seed in range(5):
         sc = sorted_scores(B, 12, seed)
         unit = prof.target(0, 1)
         c1 = float(sc[:, K - 1].exp().mean()) / (lam / unit)
-        pol = cast_cost.CastPolicy(prof, c1=c1, c2=0.0, top_k=12, max_depth=6)
-        info = cast.LevelInfo(level=1, scores=sc, context=100, batch=B)
+        pol = cast.CastPolicy(prof, c1=c1, c2=0.0, top_k=12, max_depth=6)
+        info = cast.tree.LevelInfo(level=1, scores=sc, context=100, batch=B)
         assert pol.width(info) == K
         # with C2 -> 0 the depth rule never stops before max_depth (EAGLE-2's fixed depth)
         assert all(pol.go_deeper(level, sc[:, :K], info) for level in range(1, 6))
@@ -37,29 +36,29 @@ def test_linear_cost_keeps_exactly_top_k_per_level(B, K):
 def test_linear_cost_verify_count_is_a_fixed_budget(m):
     """The reranking rule with a linear target cost and C3 = mean v(m) / lam verifies exactly m nodes."""
     lam = 0.01
-    prof = cast_cost.linear_profile(2, lam=lam, delta=0.05)
+    prof = cast.linear_profile(2, lam=lam, delta=0.05)
     sc = sorted_scores(2, 30, 7)
     unit = prof.target(0, 1)
-    pol = cast_cost.CastPolicy(prof, c3=float(sc[:, m - 1].exp().mean()) / (lam / unit))
+    pol = cast.CastPolicy(prof, c3=float(sc[:, m - 1].exp().mean()) / (lam / unit))
     assert pol.n_verify(sc, 100) == m
 
 
 def test_costlier_hardware_never_grows_the_tree():
     """Scaling the cost tables up never increases width or verify count; free tokens never decrease them."""
-    base = cast_cost.linear_profile(1, lam=0.01, delta=0.05, draft_lam=0.003, draft_delta=0.01)
+    base = cast.linear_profile(1, lam=0.01, delta=0.05, draft_lam=0.003, draft_delta=0.01)
     sc = sorted_scores(1, 40, 3)
-    info = cast.LevelInfo(1, sc, 100, 1)
+    info = cast.tree.LevelInfo(1, sc, 100, 1)
 
     def shape(p):
-        pol = cast_cost.CastPolicy(p, c1=2.0, top_k=40)
+        pol = cast.CastPolicy(p, c1=2.0, top_k=40)
         return pol.width(info), pol.n_verify(sc, 100)
 
     w0, m0 = shape(base)
     for f in (1.5, 3.0, 10.0):
-        p = cast_cost.linear_profile(1, lam=0.01 * f, delta=0.05, draft_lam=0.003 * f, draft_delta=0.01)
+        p = cast.linear_profile(1, lam=0.01 * f, delta=0.05, draft_lam=0.003 * f, draft_delta=0.01)
         w, m = shape(p)
         assert w <= w0 and m <= m0
-    flat = cast_cost.linear_profile(1, lam=0.0, delta=0.05, draft_lam=0.0, draft_delta=0.01)
+    flat = cast.linear_profile(1, lam=0.0, delta=0.05, draft_lam=0.0, draft_delta=0.01)
     w, m = shape(flat)
     assert w >= w0 and m >= m0 and w == 40  # free extra tokens: keep every useful one
 
@@ -67,39 +66,39 @@ def test_costlier_hardware_never_grows_the_tree():
 def test_marginal_select_scans_past_flat_stretches():
     u = [1.0, 1.5, 1.6, 2.5, 2.6]
     c = [1.0, 2.0, 2.0, 2.0, 6.0]  # k=2..4 cost the same as k=2 (one tile), k=5 is expensive
-    assert cast_cost.marginal_select(u, c, threshold=0.4) == 4
-    assert cast_cost.marginal_select(u, c, threshold=10.0) == 1
+    assert cast.policy.marginal_select(u, c, threshold=0.4) == 4
+    assert cast.policy.marginal_select(u, c, threshold=10.0) == 1
 
 
 def test_profile_lookup_rounds_context_up_and_interpolates():
     T = np.array([[1.0, 2.0, 4.0], [2.0, 3.0, 5.0]])
-    p = cast_cost.LatencyProfile("x", 1, [64, 128], [1, 2, 4], [1, 2, 4], T, T)
+    p = cast.LatencyProfile("x", 1, [64, 128], [1, 2, 4], [1, 2, 4], T, T)
     assert p.target(10, 1) == 1.0 and p.target(64, 1) == 1.0 and p.target(65, 1) == 2.0  # next grid point
     assert p.target(10_000, 4) == 5.0  # clamped to the table
     assert p.target(64, 3) == pytest.approx(3.0) and p.target(64, 6) == pytest.approx(6.0)  # interp / extrapolate
 
 
-def test_measured_profile_and_cast_are_lossless(models, tmp_path, monkeypatch):
+def test_measured_profile_and_cast_are_lossless(models, tmp_path, monkeypatch, prompts):
     """A real (tiny) profile is cached per batch size, and CAST decoding with it is identical to generate."""
     monkeypatch.setenv("NBLIB_CACHE", str(tmp_path))
     T, D = models["t_small"], models["d_rand"]
     kw = dict(contexts=(8, 32), target_n=(1, 4, 16), draft_n=(1, 4), repeats=1)
-    profs = {b: cast_cost.cached_profile(T, D, b, **kw) for b in (1, 2)}
+    profs = {b: cast.cached_profile(T, D, b, **kw) for b in (1, 2)}
     assert profs[1].target_s.shape == (2, 3) and (profs[1].target_s > 0).all()
     assert np.all(np.diff(profs[2].target_s, axis=1) >= 0)
-    again = cast_cost.cached_profile(T, D, 1, **kw)
+    again = cast.cached_profile(T, D, 1, **kw)
     np.testing.assert_array_equal(again.target_s, profs[1].target_s)  # a cache hit, not a re-measurement
     assert len(list((tmp_path / "artefacts" / "cast_profile").glob("*.joblib"))) == 2
     ps = prompts(4)
     ref = cast.greedy_reference(T, ps, 16)
     for c1, c2 in [(1.0, None), (0.1, 0.1), (50.0, 5.0)]:
-        pol = cast_cost.CastPolicy(profs, c1=c1, c2=c2, top_k=4, max_depth=5)
+        pol = cast.CastPolicy(profs, c1=c1, c2=c2, top_k=4, max_depth=5)
         assert cast.generate(T, D, ps[:2], 16, pol).sequences + cast.generate(T, D, ps[2:], 16, pol).sequences == ref
         assert cast.generate(T, T, ps, 16, pol).sequences == ref
 
 
 def test_cast_policy_bad_input():
     with pytest.raises(ValueError, match="at least one latency profile"):
-        cast_cost.CastPolicy({})
+        cast.CastPolicy({})
     with pytest.raises(ValueError, match="max_depth must be a positive integer"):
-        cast_cost.CastPolicy(cast_cost.linear_profile(1, 0.1, 0.1), max_depth=0)
+        cast.CastPolicy(cast.linear_profile(1, 0.1, 0.1), max_depth=0)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import cast
-from .cost import time_fn
+from ..cost import time_fn
+from . import tree as cast
 
 
 @dataclass
@@ -39,7 +39,7 @@ class LatencyProfile:
     draft_s: np.ndarray          # (len(contexts), len(draft_n)) seconds per draft forward
     meta: dict = field(default_factory=dict)
 
-    def _row(self, c: int) -> int:
+    def row(self, c: int) -> int:
         """Grid row for context c: round up to the next grid point, clamp to the table (CAST's select)."""
         i = int(np.searchsorted(self.contexts, c, side="left"))
         return min(i, len(self.contexts) - 1)
@@ -54,11 +54,11 @@ class LatencyProfile:
 
     def target(self, c: int, n: float) -> float:
         """Seconds for one target forward of n tree tokens over a cache of c tokens."""
-        return self._interp(self.target_n, self.target_s[self._row(c)], n)
+        return self._interp(self.target_n, self.target_s[self.row(c)], n)
 
     def draft(self, c: int, n: float) -> float:
         """Seconds for one draft forward of n tokens (one tree level) over a cache of c tokens."""
-        return self._interp(self.draft_n, self.draft_s[self._row(c)], n)
+        return self._interp(self.draft_n, self.draft_s[self.row(c)], n)
 
 
 def device_name(device: torch.device) -> str:
@@ -127,7 +127,7 @@ def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
                    target_n=(1, 2, 4, 8, 16, 24, 32, 48, 64), draft_n=(1, 2, 4, 8, 16), repeats: int = 3,
                    tag: str = "", verbose: bool = False) -> LatencyProfile:
     """`profile`, cached per device, batch size, models and grid (nblib.cache)."""
-    from .cache import cached
+    from ..cache import cached
 
     dm = draft.model if hasattr(draft, "model") and hasattr(draft, "vocab") else draft
     nv = len(draft.vocab) if getattr(draft, "vocab", None) is not None else dm.config.vocab_size

@@ -2,36 +2,36 @@
 import pytest
 import torch
 
-from nblib import koala as K
+from nblib import koala
 
 
 @pytest.fixture(scope="module")
 def built():
     """SDXL and its three derived U-Nets on the meta device, with their layouts."""
     out = {}
-    for name, recipe in K.SDXL_RECIPES.items():
-        cfg, layout = K.derive(K.SDXL_BASE_CONFIG, recipe)
-        out[name] = (cfg, layout, K.build_unet(cfg, "meta"))
+    for name, recipe in koala.SDXL_RECIPES.items():
+        cfg, layout = koala.derive(koala.SDXL_BASE_CONFIG, recipe)
+        out[name] = (cfg, layout, koala.build_unet(cfg, "meta"))
     return out
 
 
 @pytest.mark.parametrize("name,params,layers,resnets", [
-    ("SDXL-Base", K.SDXL_PARAMS, 70, 17),
-    ("BK-SDXL", K.BK_SDXL_PARAMS, 46, 11),
-    ("KOALA-1B", K.KOALA_1B_PARAMS, 30, 11),
-    ("KOALA-700M", K.KOALA_700M_PARAMS, 21, 9),
+    ("SDXL-Base", koala.recipes.SDXL_PARAMS, 70, 17),
+    ("BK-SDXL", koala.recipes.BK_SDXL_PARAMS, 46, 11),
+    ("KOALA-1B", koala.recipes.KOALA_1B_PARAMS, 30, 11),
+    ("KOALA-700M", koala.recipes.KOALA_700M_PARAMS, 21, 9),
 ])
 def test_exact_parameter_counts_and_structure(built, name, params, layers, resnets):
     cfg, layout, unet = built[name]
-    assert K.count_params(unet) == params
-    st = K.structure(unet)
+    assert koala.count_params(unet) == params
+    st = koala.recipes.structure(unet)
     assert (st["transformer_layers"], st["resnets"]) == (layers, resnets)
     assert (layout.n_transformer_layers, layout.n_resnets) == (layers, resnets)
     assert st["has_mid"] == (name != "KOALA-700M")
 
 
 def test_exact_counts_are_the_briefs_numbers():
-    assert (K.SDXL_PARAMS, K.KOALA_1B_PARAMS, K.KOALA_700M_PARAMS) == (2_567_463_684, 1_161_184_324, 782_822_724)
+    assert (koala.recipes.SDXL_PARAMS, koala.recipes.KOALA_1B_PARAMS, koala.recipes.KOALA_700M_PARAMS) == (2_567_463_684, 1_161_184_324, 782_822_724)
 
 
 def test_koala_700m_has_no_mid_block_parameters(built):
@@ -43,7 +43,7 @@ def test_koala_700m_has_no_mid_block_parameters(built):
 def test_every_student_tensor_has_a_same_shape_teacher_source(built, name):
     teacher = built["SDXL-Base"][2]
     _, layout, student = built[name]
-    report = K.check_mapping(student, teacher, layout)
+    report = koala.check_mapping(student, teacher, layout)
     assert report["mismatched"] == [] and report["missing"] == []
     assert report["matched"] == report["tensors"] == len(student.state_dict())
 
@@ -58,58 +58,58 @@ def test_decoder_copy_rule_and_sa_bottom(built):
     assert [p.teacher_block for p in layout.up[0]] == [0, 2]  # UP-1: middle block dropped
     assert [p.teacher_block for p in layout.down[2]] == [0]
     assert layout.down[2][0].layers == (0, 1, 2, 3, 4, 5)  # SA-bottom: teacher layers 0..5
-    assert K.teacher_source("up_blocks.0.attentions.1.transformer_blocks.3.attn1.to_q.weight", layout) == \
+    assert koala.recipes.teacher_source("up_blocks.0.attentions.1.transformer_blocks.3.attn1.to_q.weight", layout) == \
         "up_blocks.0.attentions.2.transformer_blocks.3.attn1.to_q.weight"
-    assert K.teacher_source("up_blocks.0.attentions.1.transformer_blocks.7.attn1.to_q.weight", layout) is None
+    assert koala.recipes.teacher_source("up_blocks.0.attentions.1.transformer_blocks.7.attn1.to_q.weight", layout) is None
 
 
 def test_lowest_level_transformers_hold_most_parameters(built):
     unet = built["SDXL-Base"][2]
     low = sum(p.numel() for n, p in unet.named_parameters()
               if n.startswith(("down_blocks.2.attentions", "mid_block.attentions", "up_blocks.0.attentions")))
-    assert low / K.SDXL_PARAMS > 0.80
+    assert low / koala.recipes.SDXL_PARAMS > 0.80
 
 
 def test_cost_table_predicts_measured_params_and_flops_exactly(built):
-    table = K.sdxl_table()
-    assert table.params_total == K.SDXL_PARAMS
+    table = koala.sdxl_table()
+    assert table.params_total == koala.recipes.SDXL_PARAMS
     for name in ["SDXL-Base", "BK-SDXL", "KOALA-1B", "KOALA-700M"]:
         cfg, layout, unet = built[name]
         pred = table.predict(layout)
-        assert pred["params"] == K.count_params(unet)
-        assert pred["flops"] == K.unet_flops(unet, K.sdxl_inputs(cfg))
-    koala = table.predict(built["KOALA-700M"][1])
-    assert 0.3 < koala["flops"] / table.flops_total < 0.5  # fewer FLOPs, not only fewer params
+        assert pred["params"] == koala.count_params(unet)
+        assert pred["flops"] == koala.unet_flops(unet, koala.costs.sdxl_inputs(cfg))
+    k700 = table.predict(built["KOALA-700M"][1])
+    assert 0.3 < k700["flops"] / table.flops_total < 0.5  # fewer FLOPs, not only fewer params
 
 
 def test_an_arbitrary_slider_recipe_predicts_its_params():
-    recipe = K.Recipe("x", drop_down=((), (1,), ()), drop_up=((), (1,), ()), depth=(("DW-3", 3), ("UP-1", 8)))
-    cfg, layout = K.derive(K.SDXL_BASE_CONFIG, recipe)
-    unet = K.build_unet(cfg, "meta")
-    assert K.sdxl_table().predict(layout)["params"] == K.count_params(unet)
+    recipe = koala.Recipe("x", drop_down=((), (1,), ()), drop_up=((), (1,), ()), depth=(("DW-3", 3), ("UP-1", 8)))
+    cfg, layout = koala.derive(koala.SDXL_BASE_CONFIG, recipe)
+    unet = koala.build_unet(cfg, "meta")
+    assert koala.sdxl_table().predict(layout)["params"] == koala.count_params(unet)
 
 
 def test_interleave_and_top_layer_picks():
-    assert K.pick_layers(10, 6, "bottom") == (0, 1, 2, 3, 4, 5)
-    assert K.pick_layers(10, 5, "top") == (5, 6, 7, 8, 9)
-    inter = K.pick_layers(10, 6, "interleave")
+    assert koala.recipes.pick_layers(10, 6, "bottom") == (0, 1, 2, 3, 4, 5)
+    assert koala.recipes.pick_layers(10, 5, "top") == (5, 6, 7, 8, 9)
+    inter = koala.recipes.pick_layers(10, 6, "interleave")
     assert inter[0] == 0 and inter[-1] == 9 and len(set(inter)) == 6
 
 
 @pytest.mark.parametrize("recipe,message", [
-    (K.Recipe(drop_down=((0, 1), (), ())), "removes every block of DW-1"),
-    (K.Recipe(drop_up=((), (0, 1, 2), ())), "removes every block of UP-2"),
-    (K.Recipe(drop_down=((1,), (), ())), "mismatched skip connections: UP-3 keeps 3 blocks but its mirror DW-1 keeps 1"),
-    (K.Recipe(drop_up=((1,), (), ())), "mismatched skip connections: UP-1"),
-    (K.Recipe(drop_down=((), (), (1,)), drop_up=((2,), (), ())), "UP-1 must keep its last block"),
-    (K.Recipe(drop_down=((5,), (), ())), "DW-1 has blocks 0..1; cannot remove [5]"),
-    (K.Recipe(depth=(("DW-3", 0),)), "depth of DW-3 must be between 1 and the teacher's 10"),
-    (K.Recipe(depth=(("UP-2", 3),)), "cannot add layers"),
-    (K.Recipe(depth=(("DW-1", 1),)), "DW-1 has no transformer"),
-    (K.Recipe(depth=(("Mid", 4),), drop_mid=True), "no mid block"),
-    (K.Recipe(depth=(("UP-7", 4),)), "unknown stage"),
-    (K.Recipe(depth=(("up1", 4),)), "unknown stage"),
-    (K.Recipe(layers="random"), "layers must be one of"),
+    (koala.Recipe(drop_down=((0, 1), (), ())), "removes every block of DW-1"),
+    (koala.Recipe(drop_up=((), (0, 1, 2), ())), "removes every block of UP-2"),
+    (koala.Recipe(drop_down=((1,), (), ())), "mismatched skip connections: UP-3 keeps 3 blocks but its mirror DW-1 keeps 1"),
+    (koala.Recipe(drop_up=((1,), (), ())), "mismatched skip connections: UP-1"),
+    (koala.Recipe(drop_down=((), (), (1,)), drop_up=((2,), (), ())), "UP-1 must keep its last block"),
+    (koala.Recipe(drop_down=((5,), (), ())), "DW-1 has blocks 0..1; cannot remove [5]"),
+    (koala.Recipe(depth=(("DW-3", 0),)), "depth of DW-3 must be between 1 and the teacher's 10"),
+    (koala.Recipe(depth=(("UP-2", 3),)), "cannot add layers"),
+    (koala.Recipe(depth=(("DW-1", 1),)), "DW-1 has no transformer"),
+    (koala.Recipe(depth=(("Mid", 4),), drop_mid=True), "no mid block"),
+    (koala.Recipe(depth=(("UP-7", 4),)), "unknown stage"),
+    (koala.Recipe(depth=(("up1", 4),)), "unknown stage"),
+    (koala.Recipe(layers="random"), "layers must be one of"),
 ])
 def test_broken_recipes_are_rejected_before_any_tensor(recipe, message, monkeypatch):
     from diffusers import UNet2DConditionModel
@@ -119,21 +119,21 @@ def test_broken_recipes_are_rejected_before_any_tensor(recipe, message, monkeypa
 
     monkeypatch.setattr(UNet2DConditionModel, "__init__", boom)
     monkeypatch.setattr(torch, "empty", boom)
-    with pytest.raises(K.RecipeError) as e:
-        K.derive(K.SDXL_BASE_CONFIG, recipe)
+    with pytest.raises(koala.RecipeError) as e:
+        koala.derive(koala.SDXL_BASE_CONFIG, recipe)
     assert message in str(e.value)
 
 
 def test_forward_shapes_on_tiny_real_weights():
     """Mid-less and full U-Nets with the SDXL block structure run a real forward (tiny widths)."""
-    cfg = {**K.SDXL_BASE_CONFIG, "block_out_channels": [32, 64, 64], "norm_num_groups": 8,
+    cfg = {**koala.SDXL_BASE_CONFIG, "block_out_channels": [32, 64, 64], "norm_num_groups": 8,
            "attention_head_dim": [2, 2, 2], "cross_attention_dim": 32, "transformer_layers_per_block": [1, 2, 4],
            "addition_time_embed_dim": 8, "projection_class_embeddings_input_dim": 48 + 16, "sample_size": 16}
-    for recipe in (K.Recipe(), K.koala_recipe(2, drop_mid=True)):
-        scfg, _ = K.derive(cfg, recipe)
+    for recipe in (koala.Recipe(), koala.koala_recipe(2, drop_mid=True)):
+        scfg, _ = koala.derive(cfg, recipe)
         torch.manual_seed(0)
-        unet = K.build_unet(scfg, "cpu").eval()
-        inputs = K.sdxl_inputs(scfg, batch=1, resolution=128, text_tokens=5, device="cpu")
+        unet = koala.build_unet(scfg, "cpu").eval()
+        inputs = koala.costs.sdxl_inputs(scfg, batch=1, resolution=128, text_tokens=5, device="cpu")
         inputs["sample"] = torch.randn(1, 4, 16, 16)
         with torch.no_grad():
             out = unet(**inputs).sample

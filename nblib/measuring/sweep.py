@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import cost
-from .cache import cached
+from .. import cost
+from ..cache import cached
 
 
 SWEEP_VERSION = 3  # bump when measure_point changes what or how it measures

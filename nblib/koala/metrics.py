@@ -1,0 +1,152 @@
+"""Sampling and scoring the tiny U-Nets: ancestral DDPM samples, the caption classifier, Frechet distance, cost.
+
+Caption accuracy asks: does a sample show the digit its caption names? The
+Frechet distance is measured in the classifier's feature space.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..cost import measure_flops, peak_memory, time_fn
+from .recipes import count_params
+from .tiny import DATA_DIR, RES, TEMPLATES, caption_index, load_into, scheduler
+
+@torch.no_grad()
+def sample(unet, caption_ids: torch.Tensor, states: torch.Tensor, seed: int = 0, steps: int = 20,
+           guidance: float = 2.0) -> torch.Tensor:
+    """Ancestral DDPM samples (N, 1, 16, 16) in [-1, 1] for caption indices, with classifier-free guidance.
+
+    Ancestral (stochastic) steps with "trailing" spacing: on these small, briefly trained models they
+    score far better than deterministic DDIM (measured: caption accuracy 0.98 vs 0.82 at 10 steps).
+    """
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler.from_config(scheduler().config, timestep_spacing="trailing")
+    sched.set_timesteps(steps)
+    n = len(caption_ids)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn((n, unet.config.in_channels, RES, RES), generator=gen)
+    cond, uncond = states[caption_ids], states[torch.zeros(n, dtype=torch.long)]
+    ehs = torch.cat([uncond, cond]) if guidance != 1.0 else cond
+    for t in sched.timesteps:
+        inp = torch.cat([x, x]) if guidance != 1.0 else x
+        eps = unet(inp, t, ehs).sample
+        if guidance != 1.0:
+            e_u, e_c = eps.chunk(2)
+            eps = e_u + guidance * (e_c - e_u)
+        x = sched.step(eps, t, x, generator=gen).prev_sample
+    return x.clamp(-1, 1)
+
+
+# ----------------------------------------------------------------------------- scoring
+class DigitClassifier(torch.nn.Module):
+    """A small CNN on 16x16 digits; `features` (64-d) is the space of the Frechet distance."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(32 * 4 * 4, 64), torch.nn.ReLU())
+        self.head = torch.nn.Linear(64, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate 64-d features."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def train_classifier(data: dict, steps: int = 600, batch: int = 128, lr: float = 2e-3, seed: int = 0,
+                     progress: bool = True) -> tuple[DigitClassifier, float]:
+    """Train the caption classifier on the real train digits; return it and its test accuracy."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    clf = DigitClassifier()
+    opt = torch.optim.AdamW(clf.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = data["train_x"], data["train_y"]
+    for _ in tqdm(range(steps), desc="train classifier", disable=not progress):
+        idx = torch.randint(0, len(y), (batch,), generator=gen)
+        xb = x[idx] + 0.1 * torch.randn(x[idx].shape, generator=gen)  # robust to sampler noise
+        loss = F.cross_entropy(clf(xb), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    clf.eval()
+    return clf, classifier_accuracy(clf, data["test_x"], data["test_y"])
+
+
+@torch.no_grad()
+def classifier_accuracy(clf: DigitClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of images the classifier labels as `y`."""
+    return float((clf(x).argmax(-1) == y).float().mean())
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (rows are samples)."""
+    from scipy import linalg
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"need two (n>=2, d) feature arrays with the same d, got {a.shape} and {b.shape}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr sqrt(ca cb) = sum of sqrt eigenvalues of the symmetric sqrt(ca) cb sqrt(ca)
+    w, v = linalg.eigh(ca)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(linalg.eigvalsh(root @ cb @ root), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * tr_covmean)
+
+
+def eval_captions(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A balanced, seeded set of (digit, caption index) pairs to generate for evaluation."""
+    gen = torch.Generator().manual_seed(seed)
+    digits = torch.arange(n) % 10
+    tmpl = torch.randint(0, len(TEMPLATES), (n,), generator=gen)
+    return digits, caption_index(digits, tmpl)
+
+
+@torch.no_grad()
+def evaluate(unet, clf: DigitClassifier, states: torch.Tensor, real_x: torch.Tensor, n: int = 200,
+             steps: int = 20, guidance: float = 2.0, seed: int = 0, batch: int = 100) -> dict:
+    """Caption accuracy and Frechet distance (classifier features, vs real test digits) of n samples."""
+    digits, caps = eval_captions(n, seed)
+    xs = torch.cat([sample(unet, caps[i:i + batch], states, seed=seed + i, steps=steps, guidance=guidance)
+                    for i in range(0, n, batch)])
+    acc = classifier_accuracy(clf, xs, digits)
+    fd = frechet_distance(clf.features(xs).numpy(), clf.features(real_x).numpy())
+    return {"caption_acc": acc, "fd": fd, "n": n, "steps": steps, "guidance": guidance}
+
+
+def load_classifier(data_dir: str | Path | None = None) -> DigitClassifier:
+    """Load the committed caption classifier."""
+    data_dir = Path(data_dir) if data_dir else DATA_DIR
+    return load_into(DigitClassifier(), data_dir / "classifier.safetensors")
+
+
+
+def measure_costs(unet, states: torch.Tensor, steps: int = 20, guidance: float = 2.0, repeats: int = 3,
+                  big_batch: int = 16) -> dict:
+    """Params, FLOPs per denoising step (CFG: two forwards), latency per image and working memory.
+
+    Latency is measured for one image (batch 1: per-module overhead dominates on a CPU) and per
+    image within a batch of `big_batch` (closer to the FLOP ratio).
+    """
+    x = torch.zeros(2 if guidance != 1.0 else 1, 1, RES, RES)
+    ehs = states[torch.tensor([0, 1])] if guidance != 1.0 else states[torch.tensor([1])]
+    _, flops = measure_flops(lambda: unet(x, torch.tensor(500), ehs))
+    one = lambda: sample(unet, torch.tensor([1]), states, seed=0, steps=steps, guidance=guidance)
+    many = lambda: sample(unet, torch.arange(big_batch) % 30 + 1, states, seed=0, steps=steps, guidance=guidance)
+    t1 = time_fn(one, warmup=1, repeats=repeats)
+    tb = time_fn(many, warmup=0, repeats=max(1, repeats // 2))
+    _, work_mb, _ = peak_memory(one)
+    return {"params": count_params(unet), "flops_per_step": flops, "latency_ms": t1.median_ms,
+            "latency_spread_ms": t1.spread_ms, f"latency_ms_per_image_b{big_batch}": tb.median_ms / big_batch,
+            "work_mb": work_mb, "weights_mb": sum(p.numel() * p.element_size() for p in unet.parameters()) / 1e6}

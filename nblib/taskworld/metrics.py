@@ -1,0 +1,92 @@
+"""What the task models are worth: answer and step accuracy, step-confidence AUROC, FLOPs per token."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..cost import measure_flops, transformer_flops
+from . import problems as T
+from .generation import generate, solve
+from .models import BOS, NEWLINE, load_model, prompt_of, shape_of
+from .traces import ProblemTrace
+
+def accuracy(model, problems: Sequence[T.Problem], batch_size: int = 256) -> float:
+    """Final-answer accuracy of greedy solutions."""
+    gens = solve(model, problems, batch_size)
+    return float(np.mean([T.check_answer(p, g.text) for p, g in zip(problems, gens)]))
+
+
+def step_accuracy(model, problems: Sequence[T.Problem], batch_size: int = 512) -> dict[str, float]:
+    """Per kind of step: the share of steps the model writes exactly right given the gold steps before it."""
+    ctx, gold, kinds = [], [], []
+    for p in problems:
+        lines = p.step_lines
+        for i in range(p.n_steps):
+            ctx.append(prompt_of(p) + "".join(line + "\n" for line in lines[:i]))
+            gold.append(lines[i])
+            kinds.append(p.kinds[i])
+    gens = generate(model, ctx, max_new_tokens=16, stop_at_newline=True, batch_size=batch_size)
+    ok = np.array([g.text.strip() == s for g, s in zip(gens, gold)])
+    kinds = np.array(kinds)
+    return {k: float(ok[kinds == k].mean()) for k in T.OPS if (kinds == k).any()}
+
+
+
+def step_auroc(traces: Sequence[ProblemTrace], include_answer: bool = False) -> float:
+    """AUROC of step confidence for valid vs invalid steps (answer lines excluded by default)."""
+    from sklearn.metrics import roc_auc_score
+
+    ys, cs = [], []
+    for t in traces:
+        for s in t.steps:
+            if s.kind == "#" and not include_answer:
+                continue
+            ys.append(int(s.valid))
+            cs.append(s.confidence)
+    if len(set(ys)) < 2:
+        raise ValueError("AUROC needs both correct and wrong steps; all steps had the same verdict")
+    return float(roc_auc_score(ys, cs))
+
+
+
+def flops_per_token(model, past: int = 32) -> tuple[int, int]:
+    """(analytic, measured) FLOPs of generating one token after `past` cached tokens (batch 1)."""
+    from transformers import DynamicCache
+
+    ids = torch.full((1, past), NEWLINE, dtype=torch.long)
+    ids[0, 0] = BOS
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad():
+        model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+    nxt = torch.full((1, 1), NEWLINE, dtype=torch.long)
+    _, measured = measure_flops(lambda: model(input_ids=nxt, cache=cache, use_cache=True, logits_to_keep=1))
+    analytic = transformer_flops(shape_of(model), 1, 1, past=past, logits_positions=1)
+    return analytic, measured
+
+
+def accuracy_by_steps(traces: Sequence[ProblemTrace]) -> dict[int, float]:
+    """Final-answer accuracy grouped by the problem's number of steps."""
+    by: dict[int, list[bool]] = {}
+    for t in traces:
+        by.setdefault(t.n_steps, []).append(t.correct)
+    return {k: float(np.mean(v)) for k, v in sorted(by.items())}
+
+
+def external_accuracy(model, items: Sequence[T.ExternalItem], batch_size: int = 256) -> dict[str, float]:
+    """Final-answer accuracy on converted external items, per source task and 'all'."""
+    gens = solve(model, [it.problem for it in items], batch_size)
+    ok = np.array([T.check_answer(it.problem, g.text) for it, g in zip(items, gens)])
+    tasks = np.array([it.task for it in items])
+    out = {t: float(ok[tasks == t].mean()) for t in dict.fromkeys(tasks)}
+    out["all"] = float(ok.mean())
+    return out
+
+
+def specialist_matrix(names: Sequence[str], problems: Sequence[T.Problem]):
+    """Step accuracy (gold context) of each named model on each kind of step: DataFrame models x kinds."""
+    import pandas as pd
+
+    rows = {n: step_accuracy(load_model(n), problems) for n in names}
+    return pd.DataFrame(rows).T.rename(columns=T.KIND_NAMES)

@@ -1,0 +1,167 @@
+"""The task world's models: the character tokenizer, the Llama shape, and checkpoints in data/taskworld.
+
+The models are transformers' own `LlamaForCausalLM` (so `generate`, KV caches
+and 4D attention masks work), trained by scripts/train_taskworld.py on the
+problems of `nblib.taskworld.problems` and committed under data/taskworld/<name>/ as
+`model.safetensors` + `config.json` (the LlamaConfig) + `train.json` (how it was
+trained, how long it took). A sequence is ``<bos> problem \\n solution <eos>``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from ..cost import TransformerShape
+from . import problems as T
+
+# ----------------------------------------------------------------------------- tokenizer
+SPECIALS = ("<pad>", "<bos>", "<eos>")
+CHARS = "\n0123456789+-*=#,"
+VOCAB = SPECIALS + tuple(CHARS)
+PAD, BOS, EOS = 0, 1, 2
+NEWLINE = VOCAB.index("\n")
+_STOI = {c: i for i, c in enumerate(VOCAB)}
+
+MODELS_DIR = T.DATA_DIR
+LADDER = ("tiny", "mid", "large")  # smallest to largest
+SPECIALISTS = {"+": "spec-add", "-": "spec-sub", "*": "spec-mul"}  # kind of step -> model name
+
+
+class UnknownModel(KeyError):
+    """A task-model name with no checkpoint; the message lists the ones there are."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint whose weights, config or vocabulary do not fit together."""
+
+
+def encode(text: str, bos: bool = True) -> list[int]:
+    """Token ids of a text (one per character), with <bos> first by default."""
+    try:
+        ids = [_STOI[c] for c in text]
+    except KeyError as e:
+        raise T.MalformedProblem(f"character {e.args[0]!r} is not in the task vocabulary {CHARS!r}") from None
+    return [BOS] + ids if bos else ids
+
+
+def decode(ids: Iterable[int]) -> str:
+    """Text of token ids, special tokens dropped."""
+    return "".join(VOCAB[i] for i in ids if i >= len(SPECIALS))
+
+
+def prompt_of(problem: T.Problem) -> str:
+    """The text a model is given: the problem line and a newline."""
+    return problem.text + "\n"
+
+
+# ----------------------------------------------------------------------------- models
+@dataclass(frozen=True)
+class Arch:
+    """Shape of a task model (a small Llama)."""
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+    max_len: int = 128
+
+    def config(self):
+        """The transformers LlamaConfig for this shape and the char vocabulary."""
+        from transformers import LlamaConfig
+
+        return LlamaConfig(
+            vocab_size=len(VOCAB), hidden_size=self.d_model, intermediate_size=self.d_ff,
+            num_hidden_layers=self.n_layers, num_attention_heads=self.n_heads, num_key_value_heads=self.n_heads,
+            max_position_embeddings=self.max_len, tie_word_embeddings=True, rms_norm_eps=1e-5,
+            bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, attention_dropout=0.0,
+            architectures=["LlamaForCausalLM"],
+        )
+
+
+def build_model(arch: Arch, seed: int = 0):
+    """A freshly initialised LlamaForCausalLM of this shape (SDPA attention, fp32)."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = arch.config()
+    cfg._attn_implementation = "sdpa"
+    return LlamaForCausalLM(cfg)
+
+
+def available_models(root: Path | str = MODELS_DIR) -> list[str]:
+    """Names of the task models with a committed checkpoint."""
+    root = Path(root)
+    return sorted(p.parent.name for p in root.glob("*/model.safetensors")) if root.exists() else []
+
+
+def model_info(name: str, root: Path | str = MODELS_DIR) -> dict:
+    """The training record (train.json) of a committed task model."""
+    folder = checkpoint_folder(name, root)
+    return json.loads((folder / "train.json").read_text())
+
+
+def checkpoint_folder(name: str, root: Path | str = MODELS_DIR) -> Path:
+    """The folder of a committed task model; UnknownModel (listing the ones there are) when it has none."""
+    folder = Path(root) / str(name)
+    if not (folder / "model.safetensors").exists():
+        have = available_models(root)
+        raise UnknownModel(f"no task model named {name!r} in {Path(root)}; available: {have or 'none'}"
+                           + ("" if have else " (rebuild them with: python scripts/train_taskworld.py)"))
+    return folder
+
+
+def save_model(model, folder: Path | str, record: dict) -> None:
+    """Write model.safetensors, config.json and train.json into `folder`."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    cfg = model.config.to_dict()
+    cfg.pop("_attn_implementation_autoset", None)
+    (folder / "config.json").write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+    (folder / "train.json").write_text(json.dumps({**record, "vocab": "".join(VOCAB[3:])}, indent=1) + "\n")
+
+
+def load_model(name: str, root: Path | str = MODELS_DIR, device: Any = "cpu"):
+    """Load a committed task model by name (e.g. 'tiny', 'spec-mul'), eval mode; clear errors if it does not fit."""
+    from safetensors.torch import load_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = checkpoint_folder(name, root)
+    raw = json.loads((folder / "config.json").read_text())
+    cfg = LlamaConfig(**{k: v for k, v in raw.items() if k not in {"transformers_version", "model_type"}})
+    if cfg.vocab_size != len(VOCAB):
+        raise CheckpointMismatch(f"{folder}/config.json has vocab_size {cfg.vocab_size} but the task tokenizer "
+                                 f"has {len(VOCAB)} tokens")
+    info = json.loads((folder / "train.json").read_text()) if (folder / "train.json").exists() else {}
+    if info.get("vocab", "".join(VOCAB[3:])) != "".join(VOCAB[3:]):
+        raise CheckpointMismatch(f"{folder} was trained with vocabulary {info['vocab']!r}, not {''.join(VOCAB[3:])!r}")
+    cfg._attn_implementation = "sdpa"
+    model = LlamaForCausalLM(cfg)
+    state = load_file(str(folder / "model.safetensors"))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != got:
+        missing = sorted(set(expected) - set(got))[:3]
+        extra = sorted(set(got) - set(expected))[:3]
+        wrong = [(k, got[k], expected[k]) for k in expected if k in got and got[k] != expected[k]][:3]
+        raise CheckpointMismatch(
+            f"{folder}: the weights do not match config.json (hidden_size={cfg.hidden_size}, "
+            f"layers={cfg.num_hidden_layers}); missing {missing}, unexpected {extra}, shape (got, want) {wrong}")
+    model.load_state_dict(state, strict=False)
+    model.tie_weights()
+    return model.to(device).eval()
+
+
+def shape_of(model) -> TransformerShape:
+    """The FLOP-relevant shapes of a task model."""
+    return TransformerShape.from_config(model.config)
