@@ -1,7 +1,7 @@
 """Train the task world's models and write their checkpoints to data/taskworld/<name>/.
 
 Each model is a small transformers LlamaForCausalLM with a character vocabulary,
-trained from scratch on seeded problems of nblib.tasks (train split only).
+trained from scratch on seeded problems of nblib.taskworld.problems (train split only).
 The ladder (tiny < mid < large) sees the full operation mix; each specialist
 sees mostly one kind of step (add, sub or mul) for HierRouter.
 

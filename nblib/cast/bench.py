@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from . import draft as draft_mod
-from . import policy as cast_cost
-from . import tree as cast
+from .policy import CastPolicy, cached_profile, device_name
+from .tree import FixedTree, chain, generate, plain_greedy
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "cast"
 
@@ -51,9 +51,9 @@ def run(name: str, target, draft, prompts: list[list[int]], batch: int, max_new:
     outs, emitted, secs, acc, calls, dsec, vsec, row_calls = [], 0, 0.0, [], 0, 0.0, 0.0, 0
     for chunk in _batches(prompts, batch):
         if policy is None:
-            r = cast.plain_greedy(target, chunk, max_new, eos)
+            r = plain_greedy(target, chunk, max_new, eos)
         else:
-            r = cast.generate(target, draft, chunk, max_new, policy, eos)
+            r = generate(target, draft, chunk, max_new, policy, eos)
         outs += r.sequences
         emitted += r.emitted
         secs += r.seconds
@@ -102,13 +102,13 @@ def profiles(target, draft, batches, quick: bool = False) -> dict:
     kw = dict(contexts=(160,), target_n=(1, 4, 8, 16, 32), draft_n=(1, 4, 8), repeats=2) if quick \
         else dict(contexts=(64, 128, 256, 384), target_n=(1, 2, 4, 8, 12, 16, 24, 32, 48, 64), draft_n=(1, 2, 4, 8, 16),
                   repeats=3)
-    return {b: cast_cost.cached_profile(target, draft, b, **kw) for b in batches}
+    return {b: cached_profile(target, draft, b, **kw) for b in batches}
 
 
 def methods(profs: dict, chain_depth: int = 4, tree=(5, 8, 32)) -> dict:
     """The speculative methods compared: a fixed chain, an EAGLE-2-style fixed-budget tree, and CAST."""
-    return {"chain": cast.chain(chain_depth), "EAGLE-2 tree": cast.FixedTree(*tree),
-            "CAST": cast_cost.CastPolicy(profs)}
+    return {"chain": chain(chain_depth), "EAGLE-2 tree": FixedTree(*tree),
+            "CAST": CastPolicy(profs)}
 
 
 def compare(target, draft, tok, prompts: list[list[int]], batches=(1, 4), max_new: int = 64, quick: bool = False,
@@ -135,7 +135,7 @@ def compare(target, draft, tok, prompts: list[list[int]], batches=(1, 4), max_ne
             r["lossless"] = r["outputs"] == plain[r["batch"]]["outputs"]
             r["speedup"] = r["tokens_per_s"] / plain[r["batch"]]["tokens_per_s"]
     return rows, {"loadavg_before": load0, "loadavg_after": os.getloadavg(), "threads": torch.get_num_threads(),
-                  "device": cast_cost.device_name(next(target.parameters()).device)}
+                  "device": device_name(next(target.parameters()).device)}
 
 
 def table(rows: list[dict]):
@@ -160,7 +160,7 @@ def sweep(target, draft, prompts: list[list[int]], depths, top_ks, budgets, batc
         rows.append({"batch": b, "depth": 0, "top_k": 0, "budget": 0, "tokens_per_s": r["tokens_per_s"],
                      "accepted": 1.0})
     for b, d, k, m in tqdm(jobs, desc="tree sweep", **({} if progress else {"disable": True})):
-        r = run("tree", target, draft, prompts, b, max_new, cast.FixedTree(d, k, m), eos)
+        r = run("tree", target, draft, prompts, b, max_new, FixedTree(d, k, m), eos)
         rows.append({"batch": b, "depth": d, "top_k": k, "budget": m, "tokens_per_s": r["tokens_per_s"],
                      "accepted": r["accepted_per_call"]})
     return rows

@@ -7,7 +7,7 @@ the mid block goes. `derive` checks the recipe against the teacher's config
 `Layout` that records, for every student block and transformer layer, which
 teacher block/layer it comes from. That one map drives everything else:
 weight initialisation (`init_student`), the feature-distillation pairs
-(`koala_train.feature_pairs`) and the instant cost model of the sliders
+(`koala.distillation.feature_pairs`) and the instant cost model of the sliders
 (`CostTable`).
 
 Stage names follow the paper: DW-1..DW-n (encoder, high to low resolution),
