@@ -1,17 +1,35 @@
-"""Exists-or-compute artefacts in a user cache folder, keyed by a hash of a frozen config."""
+"""Exists-or-compute artefacts in a user cache folder, keyed by a frozen config and the code that computed them.
+
+The cache folder is trusted: artefacts are joblib pickles, and loading one runs
+whatever it says. Never point $NBLIB_CACHE at a folder other people can write to.
+Downloaded source archives are checked against a pinned sha256 before reuse
+(`verify_sha256`, `fetch_source_archive`).
+"""
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import functools
 import hashlib
+import inspect
 import json
 import os
+import subprocess
+import sys
 import time
+import types
 from pathlib import Path
 from typing import Any, Callable
 
 import joblib
 
 CACHE_ENV = "NBLIB_CACHE"
+
+# source archives the build scripts read: requirement -> (file pip writes, sha256 of that file)
+SOURCE_ARCHIVES: dict[str, tuple[str, str]] = {
+    "bigbench==1.0.0": ("bigbench-1.0.0.tar.gz",
+                        "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"),
+}
 
 
 def cache_dir() -> Path:
@@ -43,11 +61,55 @@ def config_key(config: Any, length: int = 12) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def cached(name: str, config: Any, compute: Callable[[], Any], *, verbose: bool = True) -> Any:
-    """Load `name` for `config` from the cache, or compute it, save it with joblib and return it."""
+def _code_items(code: Any) -> list:
+    if code is None:
+        return []
+    if isinstance(code, (list, tuple)):
+        return [x for c in code for x in _code_items(c)]
+    return [code]
+
+
+def _code_name(obj: Any) -> str:
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+
+
+def code_version(code: Any, length: int = 12) -> str:
+    """Hash of the source text (inspect.getsource) of a function, class or module, or of a tuple of them."""
+    items = _code_items(code)
+    if not items:
+        raise ValueError("code_version needs at least one function, class or module")
+    h = hashlib.sha256()
+    for obj in items:
+        target = obj.func if isinstance(obj, functools.partial) else obj
+        target = target if isinstance(target, (types.ModuleType, type)) else inspect.unwrap(target)
+        try:
+            src = inspect.getsource(target)
+        except (TypeError, OSError) as e:
+            raise TypeError(f"cannot read the source of {_code_name(obj)} ({type(obj).__name__}) for a cache key: "
+                            f"pass Python functions, classes or modules ({e})") from None
+        h.update(_code_name(obj).encode() + b"\0" + src.encode() + b"\0")
+    return h.hexdigest()[:length]
+
+
+def cached(name: str, config: Any, compute: Callable[[], Any], *, code: Any = None, version: Any = None,
+           verbose: bool = True) -> Any:
+    """Load `name` for (config, code, version) from the cache, or compute it, save it with joblib and return it.
+
+    `code`: the function(s) / class(es) / module(s) whose source the result depends on; their source text
+    goes into the key, so editing them recomputes. `version`: an explicit constant bumped with the code.
+    A JSON sidecar next to the artefact records what made it (name, config, code, version, time).
+    """
     from . import __version__
 
-    key = config_key({"config": config, "nblib": __version__})
+    parts: dict = {"config": config, "nblib": __version__}
+    code_hash = code_version(code) if _code_items(code) else None
+    if code_hash is not None:
+        parts["code"] = code_hash
+    if version is not None:
+        parts["version"] = version
+    key = config_key(parts)
     path = cache_dir() / "artefacts" / name / f"{key}.joblib"
     if path.exists():
         if verbose:
@@ -55,10 +117,58 @@ def cached(name: str, config: Any, compute: Callable[[], Any], *, verbose: bool 
         return joblib.load(path)
     t0 = time.perf_counter()
     value = compute()
+    seconds = time.perf_counter() - t0
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     joblib.dump(value, tmp)
     tmp.replace(path)  # atomic: a killed run never leaves half a file
+    meta = {"name": name, "key": key, "config": _plain(config), "nblib": __version__,
+            "code": [_code_name(c) for c in _code_items(code)], "code_hash": code_hash, "version": _plain(version),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "compute_seconds": round(seconds, 3)}
+    sidecar = path.with_suffix(".json")
+    sidecar.with_suffix(".json.tmp").write_text(json.dumps(meta, indent=1) + "\n")
+    sidecar.with_suffix(".json.tmp").replace(sidecar)
     if verbose:
-        print(f"[cache] {name}: computed in {time.perf_counter() - t0:.1f} s")
+        print(f"[cache] {name}: computed in {seconds:.1f} s")
     return value
+
+
+# ----------------------------------------------------------------------------- pinned source archives
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str) -> Path:
+    """Return `path` when its sha256 equals `expected`; raise FileNotFoundError or ValueError (saying both) if not."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        raise ValueError(f"{path} has sha256 {actual}, expected {expected.lower()}: it is not the pinned file "
+                         "(corrupt, truncated or a different release); delete it and download it again")
+    return path
+
+
+def fetch_source_archive(requirement: str, folder: str | Path) -> Path:
+    """The pinned sdist of `requirement` in `folder`: reuse a copy whose sha256 matches, else `pip download` it.
+
+    A copy with another sha256 is never reused: the error says to delete it (it is not deleted for you).
+    """
+    if requirement not in SOURCE_ARCHIVES:
+        raise KeyError(f"no pinned sha256 for {requirement!r}; pinned archives: {sorted(SOURCE_ARCHIVES)}")
+    fname, sha = SOURCE_ARCHIVES[requirement]
+    path = Path(folder) / fname
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", requirement,
+                        "-d", str(path.parent)], check=True)
+        if not path.exists():
+            raise FileNotFoundError(f"pip download {requirement} did not write {path}")
+    return verify_sha256(path, sha)

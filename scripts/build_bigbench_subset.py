@@ -2,7 +2,9 @@
 
 The BIG-bench task JSONs ship inside the PyPI source distribution bigbench==1.0.0
 (Apache-2.0, 358 MB). This script downloads that sdist once with
-`pip download --no-deps bigbench==1.0.0 -d /tmp/bb` (it never installs it),
+`pip download --no-deps --no-binary :all: bigbench==1.0.0 -d /tmp/bb` (it never
+installs it), checks its sha256 against the pin in `nblib.cache.SOURCE_ARCHIVES`
+(also before reusing a copy; a copy that differs is an error, never reused),
 reads the task JSONs straight from the tarball, and keeps the items that the
 task world can express:
 
@@ -18,11 +20,9 @@ Usage: python scripts/build_bigbench_subset.py [--sdist PATH] [--per-task N]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import re
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -30,6 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from nblib import taskworld  # noqa: E402
+from nblib.cache import SOURCE_ARCHIVES, fetch_source_archive, sha256_file, verify_sha256  # noqa: E402
+
+REQUIREMENT = "bigbench==1.0.0"
 
 SDIST = Path("/tmp/bb/bigbench-1.0.0.tar.gz")
 BASE = "bigbench-1.0.0/bigbench/benchmark_tasks/"
@@ -39,11 +42,11 @@ MATHQA_OP = {"add": "+", "subtract": "-", "multiply": "*"}
 
 
 def fetch(sdist: Path) -> Path:
-    """Download the sdist with pip (no install, no dependencies) unless it is already there."""
-    if not sdist.exists():
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "bigbench==1.0.0",
-                        "-d", str(sdist.parent)], check=True)
-    return sdist
+    """The sdist, its sha256 checked against the pin; downloaded with pip (no install) when missing."""
+    name, sha = SOURCE_ARCHIVES[REQUIREMENT]
+    if sdist.name == name:
+        return fetch_source_archive(REQUIREMENT, sdist.parent)  # reuses a copy only when its sha256 matches
+    return verify_sha256(sdist, sha)  # a copy under another name: must be the pinned file
 
 
 def convert_arith(question: str) -> taskworld.Problem | None:
@@ -123,8 +126,11 @@ def main(argv=None) -> int:
     ap.add_argument("--per-task", type=int, default=60, help="items kept per arithmetic subtask (seeded sample)")
     ap.add_argument("--out", type=Path, default=taskworld.problems.BIGBENCH_FILE)
     args = ap.parse_args(argv)
-    sdist = fetch(args.sdist)
-    sha = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    try:
+        sdist = fetch(args.sdist)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
+    sha = sha256_file(sdist)
     rows, counts = [], {}
     with tarfile.open(sdist) as tar:
         canary = None

@@ -3,8 +3,10 @@
 Steps (each can be run alone; `all` runs them in order):
 
   data        read BIG-bench's mnist_ascii from the bigbench==1.0.0 sdist (downloaded with
-              `pip download --no-deps bigbench==1.0.0 -d /tmp/bb` when missing; never
-              installed) and write data/koala/mnist_subset.npz
+              `pip download --no-deps --no-binary :all: bigbench==1.0.0 -d /tmp/bb` when
+              missing; never installed; its sha256 is checked against the pin in
+              nblib.cache.SOURCE_ARCHIVES, also before reusing a copy) and write
+              data/koala/mnist_subset.npz
   teacher     train the SDXL-shaped tiny teacher from scratch -> teacher.safetensors
   classifier  train the caption classifier on the real digits -> classifier.safetensors
   students    derive BK / KOALA / KOALA-nomid students from the teacher, initialise them
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from nblib import koala  # noqa: E402
+from nblib.cache import fetch_source_archive  # noqa: E402
 
 OUT = ROOT / "data" / "koala"
 SDIST = Path("/tmp/bb/bigbench-1.0.0.tar.gz")
@@ -44,10 +46,12 @@ STUDENT_RUNS = [
 
 
 def step_data(args) -> None:
-    if not SDIST.exists():
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "bigbench==1.0.0", "-d",
-                        str(SDIST.parent)], check=True)
-    sub = koala.tiny.build_mnist_subset(SDIST, n_train=args.n_train, n_test=args.n_test, seed=0)
+    """Write data/koala/mnist_subset.npz from the pinned bigbench sdist (reused only when its sha256 matches)."""
+    try:
+        sdist = fetch_source_archive("bigbench==1.0.0", SDIST.parent)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
+    sub = koala.tiny.build_mnist_subset(sdist, n_train=args.n_train, n_test=args.n_test, seed=0)
     np.savez_compressed(OUT / "mnist_subset.npz", **sub)
     print(f"mnist subset: {len(sub['train_labels'])} train + {len(sub['test_labels'])} test of "
           f"{int(sub['n_source'])} 28x28 digits")

@@ -1,4 +1,4 @@
-"""Exists-or-compute caching keyed by a config hash."""
+"""Exists-or-compute caching keyed by a config hash and the code version; pinned sha256 checks."""
 from dataclasses import dataclass
 
 import pytest
@@ -36,3 +36,85 @@ def test_cached_computes_once(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "computed" in out and "hit" in out
     assert cache.cache_dir() == tmp_path
+
+
+def _f_one():
+    return 1
+
+
+def _f_two():
+    return 2
+
+
+def _counting(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    return calls, compute
+
+
+def test_a_changed_version_misses_the_cache(tmp_path, monkeypatch):
+    calls, compute = _counting(tmp_path, monkeypatch)
+    cache.cached("v", Cfg(1), compute, version=1, verbose=False)
+    cache.cached("v", Cfg(1), compute, version=1, verbose=False)
+    assert len(calls) == 1
+    cache.cached("v", Cfg(1), compute, version=2, verbose=False)
+    assert len(calls) == 2
+
+
+def test_a_changed_function_source_misses_the_cache(tmp_path, monkeypatch):
+    calls, compute = _counting(tmp_path, monkeypatch)
+    assert cache.code_version(_f_one) != cache.code_version(_f_two)
+    cache.cached("c", Cfg(1), compute, code=_f_one, verbose=False)
+    cache.cached("c", Cfg(1), compute, code=_f_two, verbose=False)  # another body: recomputed
+    assert len(calls) == 2
+    cache.cached("c", Cfg(1), compute, code=(_f_one,), verbose=False)  # the same code: a hit
+    cache.cached("c", Cfg(1), compute, code=_f_two, verbose=False)
+    assert len(calls) == 2
+    cache.cached("c", Cfg(1), compute, code=(_f_one, _f_two), verbose=False)  # code is a tuple of dependencies
+    assert len(calls) == 3
+
+
+def test_the_same_code_hits_and_the_sidecar_says_what_made_it(tmp_path, monkeypatch):
+    import json
+
+    calls, compute = _counting(tmp_path, monkeypatch)
+    code = (_f_one, cache.config_key, cache)  # functions and modules
+    assert cache.cached("s", {"x": 1}, compute, code=code, version="a", verbose=False) == 1
+    assert cache.cached("s", {"x": 1}, compute, code=code, version="a", verbose=False) == 1
+    assert len(calls) == 1
+    (art,) = (tmp_path / "artefacts" / "s").glob("*.joblib")
+    meta = json.loads(art.with_suffix(".json").read_text())
+    assert meta["name"] == "s" and meta["config"] == {"x": 1} and meta["version"] == "a"
+    assert meta["code_hash"] == cache.code_version(code) and meta["created"]
+    assert meta["code"][0].endswith("test_cache._f_one") and meta["code"][1:] == ["nblib.cache.config_key", "nblib.cache"]
+    with pytest.raises(TypeError, match="cannot read the source"):
+        cache.code_version(len)
+
+
+def test_verify_sha256(tmp_path):
+    import hashlib
+
+    f = tmp_path / "archive.tar.gz"
+    f.write_bytes(b"some bytes")
+    good = hashlib.sha256(b"some bytes").hexdigest()
+    assert cache.sha256_file(f) == good
+    assert cache.verify_sha256(f, good) == f
+    assert cache.verify_sha256(f, good.upper()) == f
+    with pytest.raises(ValueError, match="expected 0{64}.*delete it"):
+        cache.verify_sha256(f, "0" * 64)
+    with pytest.raises(FileNotFoundError):
+        cache.verify_sha256(tmp_path / "missing.tar.gz", good)
+    with pytest.raises(KeyError, match="no pinned sha256"):
+        cache.fetch_source_archive("unknown==0.1", tmp_path)
+
+
+def test_a_pinned_archive_with_another_hash_is_not_reused(tmp_path):
+    fname, _ = cache.SOURCE_ARCHIVES["bigbench==1.0.0"]
+    (tmp_path / fname).write_bytes(b"not the sdist")
+    with pytest.raises(ValueError, match="not the pinned file"):
+        cache.fetch_source_archive("bigbench==1.0.0", tmp_path)

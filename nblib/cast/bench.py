@@ -164,3 +164,29 @@ def sweep(target, draft, prompts: list[list[int]], depths, top_ks, budgets, batc
         rows.append({"batch": b, "depth": d, "top_k": k, "budget": m, "tokens_per_s": r["tokens_per_s"],
                      "accepted": r["accepted_per_call"]})
     return rows
+
+
+def draft_signature(draft) -> dict:
+    """What identifies a draft's weights in a cache key: its shape, vocabulary size and a checksum of its weights."""
+    model = draft.model if isinstance(draft, draft_mod.Draft) else draft
+    own = [p for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n]
+    with torch.no_grad():
+        checksum = float(sum(p.double().sum() + (p.double() ** 2).sum() for p in own))
+    vocab = getattr(draft, "vocab", None)
+    return {"layers": model.config.num_hidden_layers, "params": sum(p.numel() for p in own),
+            "vocab": None if vocab is None else len(vocab), "checksum": round(checksum, 6)}
+
+
+def cached_sweep(target, draft, prompts: list[list[int]], depths, top_ks, budgets, batches, max_new: int,
+                 eos=None, key: dict | None = None) -> list[dict]:
+    """`sweep`, cached per grid, prompts, device and draft, and keyed by the source of the decoding code."""
+    from ..cache import cached
+    from . import tree
+
+    config = {"prompts": prompts, "depths": list(depths), "top_ks": list(top_ks), "budgets": list(budgets),
+              "batches": list(batches), "max_new": max_new, "eos": eos,
+              "device": device_name(next(target.parameters()).device), "draft": draft_signature(draft),
+              **(key or {})}
+    return cached("cast_sweep", config, lambda: sweep(target, draft, prompts, depths, top_ks, budgets, batches,
+                                                      max_new, eos), code=(sweep, run, tree), verbose=False)
+

@@ -88,34 +88,91 @@ def loss_on(draft: Draft, rows: list[dict]) -> tuple[torch.Tensor, float]:
     return loss, acc
 
 
-def save(draft: Draft, path: Path) -> None:
-    """Save the trained blocks, final norm (fp16), config and vocabulary; not the shared embeddings."""
-    sd = {k: v.half() for k, v in draft.model.state_dict().items() if "embed_tokens" not in k and "lm_head" not in k}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": sd, "config": draft.model.config.to_dict(), "vocab": draft.vocab}, path)
+FORMAT = "nblib.cast.draft/1"
+
+
+def files(path: Path | str) -> tuple[Path, Path]:
+    """The pair a draft checkpoint is stored as: (<stem>.safetensors tensors, <stem>.json config and metadata)."""
+    path = Path(path)
+    return path.with_suffix(".safetensors"), path.with_suffix(".json")
+
+
+def save(draft: Draft, path: Path | str, meta: dict | None = None) -> Path:
+    """Save a draft as <stem>.safetensors + <stem>.json and return the .safetensors path.
+
+    The safetensors file holds the trained blocks and final norm (fp16) and the vocabulary (int64 "vocab");
+    the JSON holds the config and metadata. The shared embeddings are not stored. No pickle anywhere.
+    """
+    import hashlib
+    import json
+
+    from safetensors.torch import save_file
+
+    tensors_path, json_path = files(path)
+    sd = {k: v.detach().half().contiguous().cpu() for k, v in draft.model.state_dict().items()
+          if "embed_tokens" not in k and "lm_head" not in k}
+    if "vocab" in sd:
+        raise ValueError("a draft parameter is named 'vocab', which the checkpoint reserves for the vocabulary")
+    if draft.vocab is not None:
+        sd["vocab"] = draft.vocab.detach().to(torch.int64).contiguous().cpu()
+    tensors_path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(tensors_path), metadata={"format": FORMAT})
+    info = {"format": FORMAT, "config": json.loads(draft.model.config.to_json_string(use_diff=False)),
+            "parameters": sum(v.numel() for k, v in sd.items() if k != "vocab"), "dtype": "float16",
+            "draft_vocab": None if draft.vocab is None else int(draft.vocab.numel()),
+            "tensors_file": tensors_path.name,
+            "tensors_sha256": hashlib.sha256(tensors_path.read_bytes()).hexdigest(),
+            "not_stored": "the embedding / LM-head matrix: the target's, re-attached by nblib.cast.draft.load",
+            "meta": meta or {}}
+    json_path.write_text(json.dumps(info, indent=1) + "\n")
+    return tensors_path
 
 
 def load(path: Path | str, target) -> Draft:
-    """Load a saved draft, re-attaching the target's embedding matrix; same device and dtype as the target."""
+    """Load a saved draft (<stem>.safetensors + <stem>.json) on the target's device and dtype, embeddings shared."""
+    import hashlib
+    import json
+
+    from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no draft checkpoint at {path}; build it with `python scripts/train_draft.py`")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    cfg_dict = dict(blob["config"])
+    tensors_path, json_path = files(path)
+    for f in (tensors_path, json_path):
+        if not f.exists():
+            raise FileNotFoundError(f"no draft checkpoint at {f} (a draft is {tensors_path.name} + {json_path.name}); "
+                                    "build it with `python scripts/train_draft.py`")
+    info = json.loads(json_path.read_text())
+    if info.get("format") != FORMAT:
+        raise ValueError(f"{json_path} is not a draft checkpoint description (format {info.get('format')!r}, "
+                         f"expected {FORMAT!r}); rebuild it with `python scripts/train_draft.py`")
+    sha = hashlib.sha256(tensors_path.read_bytes()).hexdigest()
+    if info.get("tensors_sha256") not in (None, sha):
+        raise ValueError(f"{tensors_path} does not match {json_path} (sha256 {sha}, recorded "
+                         f"{info['tensors_sha256']}): the two files come from different saves")
+    sd = load_file(str(tensors_path))
+    vocab = sd.pop("vocab", None)
+    cfg_dict = dict(info["config"])
     cfg = AutoConfig.for_model(cfg_dict.pop("model_type"), **cfg_dict)
     if cfg.vocab_size != target.config.vocab_size:
         raise ValueError(f"draft vocab size {cfg.vocab_size} != target's {target.config.vocab_size}")
+    if vocab is not None and (vocab.dtype != torch.int64 or vocab.dim() != 1 or
+                              (vocab.numel() and (int(vocab.min()) < 0 or int(vocab.max()) >= cfg.vocab_size))):
+        raise ValueError(f"the draft vocabulary in {tensors_path} is not a list of token ids below {cfg.vocab_size}")
     p = next(target.parameters())
     model = AutoModelForCausalLM.from_config(cfg, dtype=p.dtype)
     _share_embeddings(model, target)
-    missing, unexpected = model.load_state_dict({k: v.to(p.dtype) for k, v in blob["state_dict"].items()}, strict=False)
-    if unexpected or any("embed" not in k and "lm_head" not in k for k in missing):
-        raise ValueError(f"draft checkpoint does not match its config: missing {missing}, unexpected {unexpected}")
-    return Draft(model.to(p.device).eval(), blob["vocab"].to(p.device))
+    want = model.state_dict()
+    missing = [k for k in want if k not in sd and "embed" not in k and "lm_head" not in k]
+    unexpected = [k for k in sd if k not in want]
+    shapes = [f"{k}: {tuple(v.shape)} vs {tuple(want[k].shape)}" for k, v in sd.items()
+              if k in want and v.shape != want[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f"draft checkpoint {tensors_path} does not match its config {json_path}: missing {missing}, "
+                         f"unexpected {unexpected}, shapes (file vs config) {shapes}")
+    model.load_state_dict({k: v.to(p.dtype) for k, v in sd.items()}, strict=False)
+    return Draft(model.to(p.device).eval(), None if vocab is None else vocab.to(p.device))
 
 
 def default_path() -> Path:
-    """The shipped draft checkpoint for SmolLM2: data/cast/draft.pt."""
-    return Path(__file__).resolve().parents[2] / "data" / "cast" / "draft.pt"
+    """The shipped draft checkpoint for SmolLM2: data/cast/draft.safetensors (+ data/cast/draft.json)."""
+    return Path(__file__).resolve().parents[2] / "data" / "cast" / "draft.safetensors"

@@ -135,8 +135,9 @@ def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
     key = {"device": device_name(dev), "batch": batch, "contexts": list(contexts), "target_n": list(target_n),
            "draft_n": list(draft_n), "repeats": repeats, "tag": tag,
            "target": _model_sig(target), "draft": _model_sig(dm), "draft_vocab": nv}
+    code = (profile, _time_forward, time_fn, cast.lm_forward, cast.prefill, cast.KV)
     return cached("cast_profile", key, lambda: profile(target, draft, batch, contexts, target_n, draft_n, repeats),
-                  verbose=verbose)
+                  code=code, verbose=verbose)
 
 
 def _model_sig(lm) -> dict:
@@ -162,7 +163,10 @@ def marginal_select(u, c, threshold: float, eps: float = 1e-12) -> int:
 
 
 class CastPolicy:
-    """CAST: tree width per level, depth and verify count from measured latency and draft confidence."""
+    """CAST: tree width per level, depth and verify count from measured latency and draft confidence.
+
+    A `nblib.cast.tree.TreePolicy`: top_k, reset(), width(info), go_deeper(level, kept, info), n_verify(...).
+    """
 
     def __init__(self, profiles, c1: float = 1.0, c2: float | None = None, c3: float | None = None, top_k: int = 8,
                  max_depth: int = 8, max_verify: int = 64, buffer: int = 4):
@@ -173,6 +177,7 @@ class CastPolicy:
         for name, v in (("top_k", top_k), ("max_depth", max_depth), ("max_verify", max_verify)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        cast.check_depth("max_depth", max_depth)
         self.profiles = dict(profiles)
         self.c1, self.c2, self.c3 = c1, c2, c3
         self.top_k, self.max_depth, self.max_verify, self.R = top_k, max_depth, max_verify, buffer

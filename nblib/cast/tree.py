@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-
+from typing import Protocol, runtime_checkable
 
 import torch
 
 NEG = -1e9  # additive mask value for "may not attend" (finite: no NaN for rows of padding)
+MAX_TREE_DEPTH = 32  # hard cap on draft tree levels, whatever a policy's go_deeper says
 
 
 # ----------------------------------------------------------------------------- KV cache with a validity mask
@@ -152,6 +153,48 @@ class LevelInfo:
     batch: int
 
 
+@runtime_checkable
+class TreePolicy(Protocol):
+    """What `generate` asks of a tree-shape policy; FixedTree and CastPolicy (nblib.cast.policy) satisfy it."""
+
+    top_k: int  # children proposed per expanded node
+
+    def reset(self) -> None:
+        """Forget per-call state; called once at the start of every generate call."""
+
+    def width(self, info: LevelInfo) -> int:
+        """How many of the level's candidates (info.scores, descending) to keep and expand."""
+
+    def go_deeper(self, level: int, kept: torch.Tensor, info: LevelInfo) -> bool:
+        """Whether to draft another level below `level` (capped at MAX_TREE_DEPTH levels regardless)."""
+
+    def n_verify(self, scores: torch.Tensor, context: int) -> int:
+        """How many of the drafted nodes (scores (B, n) descending) the target verifies."""
+
+
+POLICY_METHODS = ("reset()", "width(info)", "go_deeper(level, kept, info)", "n_verify(scores, context)")
+
+
+def check_policy(policy) -> None:
+    """Raise a TypeError naming what a policy object lacks of TreePolicy (top_k: int and four methods)."""
+    missing = [m for m in POLICY_METHODS if not callable(getattr(policy, m.split("(")[0], None))]
+    k = getattr(policy, "top_k", None)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        missing.insert(0, f"top_k: a positive int (got {k!r})")
+    if missing:
+        raise TypeError(f"{type(policy).__name__} is not a tree policy: it lacks {', '.join(missing)}; a policy "
+                        f"needs top_k: int, {', '.join(POLICY_METHODS)} (see nblib.cast.tree.TreePolicy)")
+
+
+def check_depth(name: str, depth) -> None:
+    """Raise a ValueError unless `depth` is an int in 1..MAX_TREE_DEPTH."""
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"{name} must be a positive integer, got {depth!r}")
+    if depth > MAX_TREE_DEPTH:
+        raise ValueError(f"{name}={depth} is above MAX_TREE_DEPTH={MAX_TREE_DEPTH}: draft trees are capped at "
+                         f"{MAX_TREE_DEPTH} levels")
+
+
 class FixedTree:
     """EAGLE-2's rule: expand the top_k best nodes per level, `depth` levels, verify the best `budget` nodes."""
 
@@ -159,6 +202,7 @@ class FixedTree:
         for name, v in (("depth", depth), ("top_k", top_k), ("budget", budget)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_depth("depth", depth)
         self.depth, self.top_k, self.budget = depth, top_k, budget
 
     def reset(self) -> None:
@@ -210,14 +254,17 @@ def ancestors(parent: torch.Tensor, max_depth: int) -> torch.Tensor:
     return anc
 
 
-def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy, context: int,
+def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy: TreePolicy, context: int,
                timings: dict | None = None) -> dict:
-    """Grow the draft tree level by level; return all drafted nodes per row (tokens, parents, depths, scores)."""
+    """Grow the draft tree level by level (at most MAX_TREE_DEPTH); return all drafted nodes per row.
+
+    The nodes come as tokens, parents, depths and scores.
+    """
     B = root_logits.shape[0]
     dev = root_logits.device
     ids = vocab
     logp = torch.log_softmax(root_logits, -1)  # (B, V')
-    k0 = min(getattr(policy, "top_k", logp.shape[1]), logp.shape[1])
+    k0 = min(policy.top_k, logp.shape[1])
     sc, ix = logp.topk(k0, dim=-1)  # (B, k0)
     tok = ids[ix] if ids is not None else ix
     nodes_tok, nodes_par, nodes_dep, nodes_sc = [tok], [torch.full_like(ix, -1)], [torch.ones_like(ix)], [sc]
@@ -229,13 +276,14 @@ def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy, context
     widths: list[int] = []
     base = dkv.length
     level = 1
-    while True:
+    while True:  # bounded: stops at MAX_TREE_DEPTH levels
         order = cand_sc.argsort(dim=1, descending=True, stable=True)
         cand_sc, cand_id = cand_sc.gather(1, order), cand_id.gather(1, order)
         info = LevelInfo(level, cand_sc, context, B)
         w = max(1, min(int(policy.width(info)), cand_sc.shape[1]))
         keep_sc, keep_id = cand_sc[:, :w], cand_id[:, :w]  # (B, w)
-        if not policy.go_deeper(level, keep_sc, info):
+        deeper = bool(policy.go_deeper(level, keep_sc, info))  # asked even at the cap: policies keep state
+        if not deeper or level >= MAX_TREE_DEPTH:
             widths.append(w)
             break
         # feed the kept frontier to the draft: each sees the prefix, its fed ancestors and itself
@@ -267,7 +315,7 @@ def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy, context
         full[:, F_:, :] = anc_new
         fed_anc = full  # (B, F, F) ancestor-or-self among fed nodes
         lp = torch.log_softmax(logits, -1)  # (B, w, V')
-        k = min(getattr(policy, "top_k", lp.shape[-1]), lp.shape[-1])
+        k = min(policy.top_k, lp.shape[-1])
         csc, cix = lp.topk(k, dim=-1)  # (B, w, k)
         csc = csc + keep_sc[:, :, None]
         ctok = ids[cix] if ids is not None else cix
@@ -413,25 +461,25 @@ def check_pair(target, draft, vocab: torch.Tensor | None, policy) -> None:
     tt, dt = getattr(target.config, "_tokenizer_name", None), getattr(draft.config, "_tokenizer_name", None)
     if tt and dt and tt != dt:
         raise ValueError(f"the draft uses tokenizer {dt!r} but the target uses {tt!r}")
+    check_policy(policy)
     n = len(vocab) if vocab is not None else dv
-    k = getattr(policy, "top_k", None)
-    if k is not None and k > n:
+    k = policy.top_k
+    if k > n:
         raise ValueError(f"top_k={k} is larger than the draft vocabulary ({n} tokens)")
 
 
-def generate(target, draft, prompts, max_new_tokens: int = 64, policy=None, eos_token_id: int | None = None,
-             record_trees: bool = False) -> SpecResult:
+def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolicy | None = None,
+             eos_token_id: int | None = None, record_trees: bool = False) -> SpecResult:
     """Greedy speculative decoding of a batch of prompts (list of token-id lists); lossless w.r.t. the target."""
     policy = policy if policy is not None else FixedTree()
     vocab = None
     if hasattr(draft, "vocab") and hasattr(draft, "model"):  # an nblib.cast.draft.Draft
         draft, vocab = draft.model, draft.vocab
-    check_pair(target, draft, vocab, policy)
+    check_pair(target, draft, vocab, policy)  # checks the policy once against TreePolicy (check_policy)
     rows = _as_rows(prompts)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-    if hasattr(policy, "reset"):
-        policy.reset()
+    policy.reset()
     dev = next(target.parameters()).device
     B = len(rows)
     out = [[] for _ in range(B)]
@@ -443,10 +491,10 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy=None, eos_
         first = prefill(target, tkv, rows).argmax(-1)  # (B,) the first new token = first root
         res.row_calls += B
         roots = first
-        pending = [r + [int(t)] for r, t in zip(rows, first.tolist())]  # draft has not seen these yet
+        pending = [r + [int(t)] for r, t in zip(rows, first.tolist(), strict=True)]  # draft has not seen these yet
         for b, t in enumerate(first.tolist()):
             out[b].append(t)
-        while True:
+        for _ in range(max_new_tokens + 1):  # bounded: every step emits >= 1 token per live row
             # drop finished rows
             done = [i for i, b in enumerate(alive)
                     if len(out[b]) >= max_new_tokens or (eos_token_id is not None and out[b][-1] == eos_token_id)]
@@ -496,6 +544,8 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy=None, eos_
             pending = new_pending
             tkv.compact()
             dkv.compact()
+        else:
+            raise RuntimeError(f"speculative decoding did not finish within {max_new_tokens + 1} steps")
     res.seconds = time.perf_counter() - t_start
     res.emitted = sum(len(s) for s in out)
     return res
@@ -531,7 +581,7 @@ def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None 
         nxt = prefill(target, kv, rows).argmax(-1)
         res.row_calls += B
         alive = list(range(B))
-        while True:
+        for _ in range(max(1, max_new_tokens) + 1):  # bounded: every step emits one token per live row
             for i, b in enumerate(alive):
                 out[b].append(int(nxt[i]))
             keep = [i for i, b in enumerate(alive) if len(out[b]) < max_new_tokens
@@ -547,6 +597,8 @@ def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None 
             res.steps += 1
             res.row_calls += len(alive)
             res.accepted.append(1.0)
+        else:
+            raise RuntimeError(f"greedy decoding did not finish within {max(1, max_new_tokens) + 1} steps")
     res.seconds = time.perf_counter() - t0
     res.emitted = sum(len(s) for s in out)
     return res

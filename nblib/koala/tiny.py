@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cache import SOURCE_ARCHIVES, verify_sha256
 from . import recipes as K
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "koala"
@@ -56,8 +57,11 @@ def _ascii_to_bits(text: str) -> np.ndarray:
     return np.array([[c != " " for c in r] for r in rows], dtype=bool)
 
 
-def build_mnist_subset(sdist: str | Path, n_train: int = 8000, n_test: int = 1000, seed: int = 0) -> dict:
-    """Read BIG-bench's mnist_ascii task from the bigbench sdist; return a seeded 28x28 binary subset."""
+def build_mnist_subset(sdist: str | Path, n_train: int = 8000, n_test: int = 1000, seed: int = 0,
+                       sha256: str | None = SOURCE_ARCHIVES["bigbench==1.0.0"][1]) -> dict:
+    """Read BIG-bench's mnist_ascii task from the bigbench sdist (sha256 checked first); return a seeded subset."""
+    if sha256 is not None:
+        verify_sha256(sdist, sha256)
     with tarfile.open(sdist) as tar:
         task = json.load(tar.extractfile(MNIST_MEMBER))
     images, labels = [], []
@@ -92,7 +96,7 @@ def load_digits(path: str | Path | None = None) -> dict:
     path = Path(path) if path else DATA_DIR / "mnist_subset.npz"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; rebuild it with `python scripts/train_koala.py data`")
-    z = np.load(path)
+    z = np.load(path, allow_pickle=False)  # plain arrays only: a pickled object array is refused
     return {"train_x": to_pixels(z["train_bits"]), "train_y": torch.from_numpy(z["train_labels"]),
             "test_x": to_pixels(z["test_bits"]), "test_y": torch.from_numpy(z["test_labels"])}
 

@@ -94,7 +94,7 @@ def run_sweep(model, config: SweepConfig, progress: bool = True):
             rows.append(measure_point(model, b, s, config.decode_steps, config.repeats, config.seed))
         return pd.DataFrame(rows)
 
-    return cached("cost_sweep", (config, machine, SWEEP_VERSION), compute)
+    return cached("cost_sweep", (config, machine), compute, code=(measure_point, _random_ids), version=SWEEP_VERSION)
 
 
 def predict(sweep, batch: int, seq: int, new_tokens: int) -> dict:

@@ -18,7 +18,7 @@ from .metrics import (accuracy, accuracy_by_steps, external_accuracy, flops_per_
                       step_accuracy, step_auroc)
 from .models import (LADDER, SPECIALISTS, CheckpointMismatch, UnknownModel, available_models, decode, encode,
                      load_model, model_info, prompt_of)
-from .problems import MalformedProblem, Problem, TaskConfig, load_bigbench, parse_problem
+from .problems import MalformedProblem, Problem, ProblemsExhausted, TaskConfig, load_bigbench, parse_problem
 from .traces import ProblemTrace, StepTrace, trace, trace_frame
 
 __all__ = [
@@ -26,6 +26,6 @@ __all__ = [
     "Generation", "generate", "solve", "accuracy", "accuracy_by_steps", "external_accuracy", "flops_per_token",
     "specialist_matrix", "step_accuracy", "step_auroc", "LADDER", "SPECIALISTS", "CheckpointMismatch",
     "UnknownModel", "available_models", "decode", "encode", "load_model", "model_info", "prompt_of",
-    "MalformedProblem", "Problem", "TaskConfig", "load_bigbench", "parse_problem", "ProblemTrace", "StepTrace",
+    "MalformedProblem", "Problem", "ProblemsExhausted", "TaskConfig", "load_bigbench", "parse_problem", "ProblemTrace", "StepTrace",
     "trace", "trace_frame",
 ]

@@ -290,24 +290,46 @@ def problems(split: str, n: int, seed: int = 0, cfg: TaskConfig = TaskConfig(),
     return list(iter_problems(split, seed, cfg, n_steps, limit=n))
 
 
+# draws in a row without a new problem after which a split counts as exhausted; the real configs' longest
+# run is ~150 (default config, every n_steps, TaskConfig.mostly(op), 2000 test problems), so this never
+# fires on them, and it gives up on an exhausted config in ~0.2 s instead of looping forever
+MAX_STALE_DRAWS = 10_000
+
+
+class ProblemsExhausted(RuntimeError):
+    """A config cannot yield as many distinct problems of a split as were asked for."""
+
+
 def iter_problems(split: str, seed: int = 0, cfg: TaskConfig = TaskConfig(), n_steps: int | None = None,
                   limit: int | None = None, distinct: bool = True) -> Iterator[Problem]:
-    """Stream problems of one split (train streams are endless; repeats are skipped when distinct)."""
+    """Stream problems of one split (train streams are endless; repeats are skipped when distinct).
+
+    Raises ProblemsExhausted when MAX_STALE_DRAWS draws in a row bring no new problem (the config's
+    space of distinct problems in this split is used up).
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; splits are {list(SPLITS)}")
     rng = random.Random(_seed_int(split, seed, cfg, n_steps))
     seen: set[str] = set()
-    count, tries = 0, 0
+    count, tries, stale = 0, 0, 0
     while limit is None or count < limit:
         p = sample_problem(rng, cfg, n_steps)
         tries += 1
         if tries > 1000 and count == 0:
-            raise RuntimeError(f"cannot draw any {split} problem under {cfg}")
-        if split_of(p) != split:
+            raise ProblemsExhausted(f"cannot draw any {split} problem under {cfg}: widen the config "
+                                    "(max_steps, max_value, max_addend, max_factor)")
+        if split_of(p) != split or (distinct and p.text in seen):
+            stale += 1
+            if stale >= MAX_STALE_DRAWS:
+                wanted = f"{limit} were asked for" if limit is not None else "the distinct stream is used up"
+                raise ProblemsExhausted(
+                    f"found only {count} distinct {split} problems under {cfg}"
+                    f"{'' if n_steps is None else f' with n_steps={n_steps}'} ({wanted}; {MAX_STALE_DRAWS} "
+                    "draws in a row brought no new one): ask for fewer, or widen the config "
+                    "(more steps, larger max_value / max_addend / max_factor)")
             continue
+        stale = 0
         if distinct:
-            if p.text in seen:
-                continue
             seen.add(p.text)
         count += 1
         yield p

@@ -103,7 +103,11 @@ def trace(name: str, split: str = "test", n: int = 500, seed: int = 0, cfg: T.Ta
     def compute():
         return trace_problems(load_model(name), T.problems(split, n, seed, cfg))
 
-    return cached("taskworld_trace", config, compute, verbose=verbose)
+    from . import generation
+
+    code = (trace_problems, split_steps, text_kind, generation.generate, generation.solve,
+            T.problems, T.iter_problems, T.sample_problem, T.check_step, T.check_answer)
+    return cached("taskworld_trace", config, compute, code=code, verbose=verbose)
 
 
 def trace_frame(traces: Sequence[ProblemTrace]):

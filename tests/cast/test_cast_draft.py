@@ -21,8 +21,8 @@ def test_init_train_save_load_round_trip(tmp_path, prompts, tiny):
         for name, q in d.model.named_parameters():
             if "embed" not in name:
                 q.copy_(q.half().float())
-    path = tmp_path / "d.pt"
-    cast.draft.save(d, path)
+    path = cast.draft.save(d, tmp_path / "d.safetensors")
+    assert path == tmp_path / "d.safetensors" and (tmp_path / "d.json").exists()
     d2 = cast.draft.load(path, T)
     torch.testing.assert_close(d2.vocab, d.vocab)
     x = torch.tensor([prompts(1)[0]])
@@ -31,7 +31,40 @@ def test_init_train_save_load_round_trip(tmp_path, prompts, tiny):
     with pytest.raises(ValueError, match="vocab size"):
         cast.draft.load(path, tiny(1, vocab=50))
     with pytest.raises(FileNotFoundError, match="train_draft.py"):
-        cast.draft.load(tmp_path / "missing.pt", T)
+        cast.draft.load(tmp_path / "missing.safetensors", T)
+
+
+def test_the_checkpoint_is_safetensors_plus_json(tmp_path, tiny):
+    """No pickle: the tensors (vocabulary included) load with safetensors, the rest is JSON; bad pairs are clear errors."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    T = tiny(0, layers=3)
+    d = cast.draft.init_from_target(T, [1, 5, 9], layers=(0, 2))
+    cast.draft.save(d, tmp_path / "d.pt", meta={"note": "x"})  # any suffix: the pair is <stem>.safetensors + .json
+    sd = load_file(str(tmp_path / "d.safetensors"))
+    assert sd["vocab"].dtype == torch.int64 and sd["vocab"].tolist() == [1, 5, 9]
+    assert all(v.dtype == torch.float16 for k, v in sd.items() if k != "vocab")
+    assert not any("embed" in k or "lm_head" in k for k in sd)
+    info = json.loads((tmp_path / "d.json").read_text())
+    assert info["config"]["num_hidden_layers"] == 2 and info["meta"] == {"note": "x"} and info["draft_vocab"] == 3
+    assert cast.draft.load(tmp_path / "d.safetensors", T).vocab.tolist() == [1, 5, 9]
+    (tmp_path / "d.json").unlink()
+    with pytest.raises(FileNotFoundError, match="d.json.*train_draft.py"):
+        cast.draft.load(tmp_path / "d.safetensors", T)
+    # a config that does not match the tensors
+    info["config"]["intermediate_size"] += 8
+    (tmp_path / "d.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="does not match its config"):
+        cast.draft.load(tmp_path / "d.safetensors", T)
+    # tensors from another save than the JSON describes
+    info = json.loads((tmp_path / "d.json").read_text())
+    info["config"]["intermediate_size"] -= 8
+    (tmp_path / "d.json").write_text(json.dumps(info))
+    save_file({k: v for k, v in sd.items() if k != "vocab"}, str(tmp_path / "d.safetensors"))
+    with pytest.raises(ValueError, match="come from different saves"):
+        cast.draft.load(tmp_path / "d.safetensors", T)
 
 
 @pytest.mark.slow

@@ -128,7 +128,7 @@ def test_cache_keeps_only_accepted_entries(models, prompts):
         dep = torch.tensor([[0, 1, 2], [0, 1, 2]])
         on_path, last, bonus = cast.tree.verify(T, kv, first, tok, par, dep)
     assert kv.length == L + int(on_path.sum(1).max())
-    assert kv.n_pos.tolist() == [len(p) + int(n) for p, n in zip(ps, on_path.sum(1).tolist())]
+    assert kv.n_pos.tolist() == [len(p) + int(n) for p, n in zip(ps, on_path.sum(1).tolist(), strict=True)]
     assert kv.valid.sum(1).tolist() == kv.n_pos.tolist()
 
 
@@ -150,3 +150,69 @@ def test_bad_input_gives_one_clear_error(models, prompts, tiny):
         cast.generate(T, D, [[1, 2], []], 4)
     with pytest.raises(ValueError, match="max_new_tokens"):
         cast.generate(T, D, prompts(1), 0)
+
+
+class _AlwaysDeeper(cast.FixedTree):
+    """A policy whose go_deeper never says stop: drafting must still end at MAX_TREE_DEPTH levels."""
+
+    def __init__(self):
+        super().__init__(depth=1, top_k=1, budget=4)
+        self.asked = 0
+
+    def go_deeper(self, level, kept, info):
+        self.asked += 1
+        return True
+
+
+def test_a_policy_that_always_goes_deeper_stops_at_the_cap(models, prompts):
+    T, D = models["t_small"], models["d_rand"]
+    pol = _AlwaysDeeper()
+    ps = prompts(2)
+    res = cast.generate(T, D, ps, 3, pol)
+    assert res.sequences == cast.greedy_reference(T, ps, 3)  # still lossless
+    assert res.shapes and all(levels == cast.tree.MAX_TREE_DEPTH for levels, _, _ in res.shapes)
+    assert pol.asked == cast.tree.MAX_TREE_DEPTH * res.steps
+
+
+def test_depth_arguments_above_the_cap_are_refused():
+    cap = cast.tree.MAX_TREE_DEPTH
+    assert cast.FixedTree(depth=cap).depth == cap
+    with pytest.raises(ValueError, match=f"depth={cap + 1} is above MAX_TREE_DEPTH={cap}"):
+        cast.FixedTree(depth=cap + 1)
+    with pytest.raises(ValueError, match="above MAX_TREE_DEPTH"):
+        cast.chain(cap + 1)
+    with pytest.raises(ValueError, match=f"max_depth={cap + 1} is above MAX_TREE_DEPTH"):
+        cast.CastPolicy(cast.linear_profile(1, 0.1, 0.1), max_depth=cap + 1)
+
+
+def test_shipped_policies_satisfy_the_protocol():
+    pols = [cast.FixedTree(), cast.chain(3), cast.CastPolicy(cast.linear_profile(1, 0.1, 0.1))]
+    for pol in pols:
+        assert isinstance(pol, cast.tree.TreePolicy)
+        cast.tree.check_policy(pol)
+
+
+class _NoVerify:
+    top_k = 4
+
+    def reset(self):
+        pass
+
+    def width(self, info):
+        return 1
+
+    def go_deeper(self, level, kept, info):
+        return False
+
+
+def test_a_malformed_policy_is_a_clear_error(models, prompts):
+    T, D = models["t_small"], models["d_rand"]
+    with pytest.raises(TypeError, match=r"_NoVerify is not a tree policy: it lacks n_verify\(scores, context\)"):
+        cast.generate(T, D, prompts(1), 4, _NoVerify())
+    with pytest.raises(TypeError, match=r"it lacks top_k: a positive int \(got None\), reset\(\), width\(info\)"):
+        cast.generate(T, D, prompts(1), 4, object())
+    bad = _NoVerify()
+    bad.top_k = "4"
+    bad.n_verify = lambda scores, context: 1
+    with pytest.raises(TypeError, match="top_k: a positive int"):
+        cast.generate(T, D, prompts(1), 4, bad)

@@ -127,3 +127,31 @@ def test_bigbench_subset_is_committed_and_consistent():
 def test_bigbench_missing_file_says_how_to_rebuild(tmp_path):
     with pytest.raises(FileNotFoundError, match="build_bigbench_subset.py"):
         taskworld.load_bigbench(tmp_path / "nope.jsonl")
+
+
+def test_an_exhausted_config_is_a_clear_error_not_a_hang():
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(taskworld.problems.ProblemsExhausted, match=r"found only \d+ distinct test problems") as e:
+        taskworld.problems.problems("test", 50, cfg=taskworld.TaskConfig(1, 1, 3, 3, 2))
+    assert "50 were asked for" in str(e.value) and "widen the config" in str(e.value)
+    assert isinstance(e.value, RuntimeError)
+    assert time.perf_counter() - t0 < 10
+    with pytest.raises(taskworld.problems.ProblemsExhausted, match="n_steps=1"):
+        taskworld.problems.problems("test", 5000, n_steps=1)
+    endless = taskworld.problems.iter_problems("test", cfg=taskworld.TaskConfig(1, 1, 3, 3, 2))
+    with pytest.raises(taskworld.problems.ProblemsExhausted, match="used up"):
+        list(endless)
+
+
+def test_the_real_configs_never_hit_the_bound():
+    import time
+
+    t0 = time.perf_counter()
+    for cfg in (taskworld.TaskConfig(), *(taskworld.TaskConfig.mostly(op) for op in taskworld.problems.OPS)):
+        ps = taskworld.problems.problems("test", 2000, cfg=cfg)
+        assert len({p.text for p in ps}) == 2000
+    assert time.perf_counter() - t0 < 30
+    stream = taskworld.problems.iter_problems("train", distinct=False)
+    assert len([next(stream) for _ in range(3000)]) == 3000

@@ -1,0 +1,184 @@
+"""Every file in data/ loads with the project's own loader; a file no loader claims (say a new pickle) fails the suite."""
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+# ----------------------------------------------------------------------------- loaders, one per kind of artefact
+def _taskworld_model(path: Path) -> None:
+    from nblib import taskworld
+
+    model = taskworld.load_model(path.parent.name)  # reads config.json, model.safetensors, train.json
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert taskworld.model_info(path.parent.name)["sha256"]
+
+
+def _bigbench_subset(path: Path) -> None:
+    from nblib import taskworld
+
+    _jsonl(path)
+    assert len(taskworld.load_bigbench(path)) > 0
+
+
+def _koala_tiny(path: Path) -> None:
+    from nblib.koala import tiny
+
+    stem = path.stem
+    if stem == "teacher":
+        name = "teacher"
+    else:
+        rest = stem[len("student_"):]
+        recipes = [r for r in tiny.TINY_RECIPES if r != "teacher" and rest.startswith(r + "_")]
+        assert recipes, f"{path.name}: no tiny recipe ({list(tiny.TINY_RECIPES)}) names this student"
+        recipe = max(recipes, key=len)
+        name = f"{recipe}:{rest[len(recipe) + 1:]}"
+    unet, _ = tiny.load_tiny(name, path.parent)
+    assert sum(p.numel() for p in unet.parameters()) > 0
+
+
+def _koala_classifier(path: Path) -> None:
+    from nblib.koala import metrics
+
+    clf = metrics.load_classifier(path.parent)
+    assert sum(p.numel() for p in clf.parameters()) > 0
+
+
+def _mnist(path: Path) -> None:
+    import numpy as np
+
+    from nblib.koala import tiny
+
+    digits = tiny.load_digits(path)
+    assert digits["train_x"].shape[1:] == (1, 16, 16) and len(digits["train_y"]) == len(digits["train_x"])
+    with np.load(path, allow_pickle=False) as z:  # plain arrays only
+        assert all(z[k].dtype != object for k in z.files)
+    _assert_no_pickle_np_load(tiny.load_digits)
+
+
+def _draft(path: Path) -> None:
+    """The shipped draft on a stand-in target of SmolLM2's vocabulary and width (loading SmolLM2 itself is slow)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from nblib import cast
+
+    info = json.loads(path.with_suffix(".json").read_text())
+    c = info["config"]
+    torch.manual_seed(0)
+    stand_in = LlamaForCausalLM(LlamaConfig(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
+                                            intermediate_size=32, num_hidden_layers=1, num_attention_heads=9,
+                                            num_key_value_heads=3, head_dim=64, tie_word_embeddings=True)).eval()
+    d = cast.draft.load(path, stand_in)
+    own = sum(p.numel() for n, p in d.model.named_parameters() if "embed" not in n and "lm_head" not in n)
+    assert own == info["parameters"] and len(d.vocab) == info["draft_vocab"]
+    assert d.model.model.embed_tokens.weight is stand_in.model.embed_tokens.weight  # re-attached, not stored
+    with torch.no_grad():
+        assert torch.isfinite(d.model(torch.tensor([[1, 2, 3]])).logits).all()
+
+
+def _json(path: Path) -> None:
+    json.loads(path.read_text())
+
+
+def _jsonl(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert rows, f"{path} is empty"
+
+
+def _docs(path: Path) -> None:
+    assert path.read_text().strip()
+
+
+# (pattern relative to data/, loader): the first pattern that matches claims the file
+LOADERS = [
+    ("**/README.md", _docs),
+    ("taskworld/*/model.safetensors", _taskworld_model),
+    ("taskworld/*/config.json", _taskworld_model),
+    ("taskworld/*/train.json", _json),
+    ("taskworld/bigbench_arithmetic_subset.jsonl", _bigbench_subset),
+    ("koala/teacher.safetensors", _koala_tiny),
+    ("koala/student_*.safetensors", _koala_tiny),
+    ("koala/classifier.safetensors", _koala_classifier),
+    ("koala/mnist_subset.npz", _mnist),
+    ("cast/draft.safetensors", _draft),
+    ("cast/draft.json", lambda p: _draft(p.with_suffix(".safetensors"))),
+    ("**/*.jsonl", _jsonl),
+    ("**/*.json", _json),
+]
+
+
+def loader_of(rel: Path):
+    """The loader claiming a file under data/ (None when no loader does)."""
+    for pattern, fn in LOADERS:
+        if rel.match(pattern) or (pattern.startswith("**/") and rel.match(pattern[3:])):
+            return fn
+    return None
+
+
+FILES = sorted(p.relative_to(DATA) for p in DATA.rglob("*") if p.is_file())
+
+
+def test_every_file_in_data_has_a_loader():
+    assert FILES, "data/ is empty"
+    unclaimed = [str(p) for p in FILES if loader_of(p) is None]
+    assert not unclaimed, (f"no loader claims {unclaimed}: add the project loader that reads it to LOADERS in "
+                           "tests/test_artefacts.py (and never ship a pickle: use safetensors / JSON / plain npz)")
+
+
+def test_a_stray_pickle_would_not_be_claimed():
+    for name in ("cast/draft.pt", "koala/extra.pkl", "taskworld/tiny/model.bin", "koala/other.npz",
+                 "cast/extra.safetensors"):
+        assert loader_of(Path(name)) is None, name
+
+
+@pytest.mark.parametrize("rel", FILES, ids=str)
+def test_artefact_loads(rel):
+    fn = loader_of(rel)
+    assert fn is not None, f"no loader for data/{rel}"
+    fn(DATA / rel)
+
+
+def _assert_no_pickle_np_load(fn) -> None:
+    """Every np.load in fn's source passes no allow_pickle, or allow_pickle=False."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr == "load" and isinstance(n.func.value, ast.Name) and n.func.value.id in ("np", "numpy")]
+    assert calls, f"{fn.__qualname__} does not call np.load"
+    for c in calls:
+        for kw in c.keywords:
+            if kw.arg == "allow_pickle":
+                assert isinstance(kw.value, ast.Constant) and kw.value.value is False, \
+                    f"{fn.__qualname__} calls np.load with allow_pickle other than False"
+
+
+def test_no_pickle_loading_in_the_code():
+    """No torch.load without weights_only=True, no pickle / joblib loads of shipped data, under nblib/ scripts/ benchmarks/."""
+    root = DATA.parent
+    bad = []
+    for folder in ("nblib", "scripts", "benchmarks"):
+        for py in sorted((root / folder).rglob("*.py")):
+            tree = ast.parse(py.read_text())
+            for n in ast.walk(tree):
+                if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+                    continue
+                base = n.func.value.id if isinstance(n.func.value, ast.Name) else None
+                kws = {kw.arg: kw.value for kw in n.keywords}
+                if base == "torch" and n.func.attr == "load":
+                    w = kws.get("weights_only")
+                    if not (isinstance(w, ast.Constant) and w.value is True):
+                        bad.append(f"{py.relative_to(root)}:{n.lineno} torch.load without weights_only=True")
+                if base in ("np", "numpy") and n.func.attr == "load":
+                    a = kws.get("allow_pickle")
+                    if a is not None and not (isinstance(a, ast.Constant) and a.value is False):
+                        bad.append(f"{py.relative_to(root)}:{n.lineno} np.load with allow_pickle")
+                if base in ("pickle", "cloudpickle", "dill") and n.func.attr in ("load", "loads"):
+                    bad.append(f"{py.relative_to(root)}:{n.lineno} {base}.{n.func.attr}")
+    assert not bad, bad
