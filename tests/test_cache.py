@@ -13,7 +13,10 @@ class Cfg:
 
 
 def test_config_key_is_stable_and_sensitive():
-    assert cache.config_key(Cfg(1)) == cache.config_key(Cfg(1))
+    # regression values recorded from nblib.cache.config_key at commit 7f074d0 (sha256 of the sorted JSON, 12 hex):
+    # a change here silently orphans every user's cache, so it must be deliberate
+    assert cache.config_key(Cfg(1)) == "f8b7ae5c41bc"
+    assert cache.config_key({"x": 1, "y": 2}) == "8ce18b46435a"
     assert cache.config_key(Cfg(1)) != cache.config_key(Cfg(2))
     assert cache.config_key({"x": 1, "y": 2}) == cache.config_key({"y": 2, "x": 1})
     with pytest.raises(TypeError, match="cannot hash"):

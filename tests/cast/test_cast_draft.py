@@ -86,5 +86,7 @@ def test_smollm2_lossless_with_the_shipped_draft():
     ref = cast.greedy_reference(T, ps, 16, eos_token_id=tok.eos_token_id)
     res = cast.generate(T, d, ps, 16, cast.FixedTree(4, 4, 12), eos_token_id=tok.eos_token_id)
     assert res.sequences == ref
-    assert res.mean_accepted > 1.15  # a trained draft really gets tokens accepted (a random one: ~1.0)
+    # threshold: a trained draft gets tokens accepted (a random one: ~1.0); the shipped draft's held-out top-1
+    # agreement is 0.42 (data/cast/draft_report.json), about 1.35-1.6 tokens per call
+    assert res.mean_accepted > 1.15
     assert cast.generate(T, d, ps[:1], 16, cast.chain(3), eos_token_id=tok.eos_token_id).sequences == ref[:1]

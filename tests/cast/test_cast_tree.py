@@ -123,13 +123,21 @@ def test_cache_keeps_only_accepted_entries(models, prompts):
     with torch.no_grad():
         first = cast.tree.prefill(T, kv, ps).argmax(-1)
         L = kv.length
-        tok = torch.tensor([[0, 1, 2], [0, 3, 4]])
+        g = cast.greedy_reference(T, ps, 5)   # the target's own next tokens after each prompt
+        V = T.config.vocab_size
+        # row 0 drafts the target's greedy chain (all accepted); row 1 drafts a wrong first child (none accepted)
+        tok = torch.tensor([[0, g[0][1], g[0][2]], [0, (g[1][1] + 1) % V, 0]])
         par = torch.tensor([[0, 0, 1], [0, 0, 1]])
         dep = torch.tensor([[0, 1, 2], [0, 1, 2]])
         on_path, last, bonus = cast.tree.verify(T, kv, first, tok, par, dep)
-    assert kv.length == L + int(on_path.sum(1).max())
-    assert kv.n_pos.tolist() == [len(p) + int(n) for p, n in zip(ps, on_path.sum(1).tolist(), strict=True)]
-    assert kv.valid.sum(1).tolist() == kv.n_pos.tolist()
+        assert on_path.sum(1).tolist() == [3, 1]
+        assert bonus.tolist() == [g[0][3], g[1][1]]
+        assert kv.length == L + 3
+        assert kv.n_pos.tolist() == [len(ps[0]) + 3, len(ps[1]) + 1]
+        assert kv.valid.sum(1).tolist() == kv.n_pos.tolist()
+        # the cache now holds exactly prompt + accepted path: the next prediction is the target's greedy one
+        nxt = cast.tree.prefill(T, kv, [[g[0][3]], [g[1][1]]]).argmax(-1)
+    assert nxt.tolist() == [g[0][4], g[1][2]]
 
 
 def test_plain_greedy_matches_generate(models, prompts):
