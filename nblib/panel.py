@@ -1,13 +1,43 @@
 """The slider-panel base every notebook's panel builds on, and the fast PNG encoders it draws with.
 
-A panel keeps one matplotlib figure (Agg, no pyplot) and updates its artists in
-place; the PNG goes into an `ipywidgets.Image`.
+A panel keeps one matplotlib figure (Agg, no pyplot) and moves its artists in
+place; the PNG goes into an `ipywidgets.Image`. A subclass declares only what
+differs:
+
+- its sliders: a dict name -> widget passed to `SliderPanel.__init__`;
+- `compute(**values)`: the state at those slider values, pure (no widget is
+  read or written), so `panel.state(batch=4, seq=32, new=64)` is testable
+  with plain values (`panel.state()` fills the missing values from the sliders);
+- `build(fig)`: create the figure's artists once (in the suite's style);
+- `draw(state)`: move those artists and return the readout (HTML; plain text is fine).
+
+The base owns the rest: the readout (`label`, an `ipywidgets.HTML`), the PNG
+`image`, the observers, `set(**values)` (several sliders, one redraw),
+`values()`, timing (`last_update_ms`), `redraws`, `_ipython_display_`, and the
+CSS hooks: `<prefix>-<slider name>` on each slider, `<prefix>-readout` on the
+readout, `<prefix>-plot` on the image, `<prefix>-panel` on the whole panel
+(`prefix` is the notebook, e.g. "nb00"; names are lower-cased, `_` -> `-`).
+
+One update policy for every panel: `continuous_update = False` on every slider
+that has the trait, i.e. the panel redraws once when a drag ends (or per key
+press), not on every pixel of a drag: over a busy kernel a drag would queue
+dozens of redraws that the reader then watches replay.
+
+Two ways to render: a full figure redraw (`figure_png`, the default), or
+blitting (`blit = True`): `build` returns the artists a move changes; they are
+marked animated, the rest is drawn once into a cached background, and each
+update draws only those artists over it (axis limits must then stay fixed).
 """
 from __future__ import annotations
 
 import io
+import re
+import time
+from contextlib import contextmanager
 
 from matplotlib.figure import Figure
+
+from . import style
 
 
 def canvas_png(canvas) -> bytes:
@@ -26,3 +56,139 @@ def figure_png(fig: Figure) -> bytes:
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
     return canvas_png(canvas)
+
+
+def css_hook(prefix: str, name: str) -> str:
+    """The CSS class of a panel part: css_hook("nb07", "top_k") -> "nb07-top-k"."""
+    return f"{prefix}-" + re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
+
+
+class SliderPanel:
+    """Base of the notebooks' slider panels: sliders -> pure `compute` -> `draw` on one persistent Agg figure."""
+
+    prefix = "nb"                   # the notebook: CSS hooks are f"{prefix}-..."
+    continuous_update = False       # the one update policy of every panel (see the module docstring)
+    blit = False                    # True: redraw only the artists `build` returns, over a cached background
+    figsize: tuple[float, float] = (10, 3.3)
+    dpi = 80
+
+    def __init__(self, sliders: dict):
+        import ipywidgets as W
+
+        self.sliders = dict(sliders)
+        for name, w in self.sliders.items():
+            if w.has_trait("continuous_update"):
+                w.continuous_update = self.continuous_update
+            w.add_class(css_hook(self.prefix, name))
+        self.label = W.HTML()
+        self.label.add_class(css_hook(self.prefix, "readout"))
+        self.image = W.Image(format="png")
+        self.image.add_class(css_hook(self.prefix, "plot"))
+        self.last_update_ms = float("nan")
+        self.redraws = 0
+        self._hold = False
+        with style.context():
+            self.fig = Figure(figsize=self.figsize, dpi=self.dpi)
+            animated = self.build(self.fig) or []
+            self.fig.tight_layout()
+            self._init_canvas(animated)
+        for w in self.sliders.values():
+            w.observe(self._on_change, names="value")
+        self.update()
+        self.widget = W.VBox([self.controls(), self.label, self.image])
+        self.widget.add_class(css_hook(self.prefix, "panel"))
+
+    # --- what a subclass declares -------------------------------------------------------------
+    def compute(self, **values) -> dict:
+        """The panel's state at these slider values (pure: reads no widget); subclasses define it."""
+        raise NotImplementedError
+
+    def build(self, fig: Figure):
+        """Create the figure's artists once; with `blit`, return the artists a move changes."""
+        raise NotImplementedError
+
+    def draw(self, state: dict) -> str:
+        """Move the figure's artists to `state`; return the readout (HTML or plain text)."""
+        raise NotImplementedError
+
+    def controls(self):
+        """The sliders' layout (default: one row); override for another arrangement."""
+        import ipywidgets as W
+
+        return W.HBox(list(self.sliders.values()))
+
+    # --- what the base owns -------------------------------------------------------------------
+    def values(self) -> dict:
+        """The sliders' current values, by name."""
+        return {name: w.value for name, w in self.sliders.items()}
+
+    def state(self, **values) -> dict:
+        """The state at these slider values; names not given take the sliders' current values. Pure."""
+        self._check_names(values)
+        full = {name: values[name] if name in values else w.value for name, w in self.sliders.items()}
+        return self.compute(**full)
+
+    def _check_names(self, values: dict) -> None:
+        unknown = set(values) - set(self.sliders)
+        if unknown:
+            raise TypeError(f"unknown slider(s) {sorted(unknown)}; this panel has {list(self.sliders)}")
+
+    @contextmanager
+    def hold(self):
+        """Inside this block slider changes do not redraw (call `update()` after it)."""
+        held, self._hold = self._hold, True
+        try:
+            yield
+        finally:
+            self._hold = held
+
+    def set(self, **values) -> None:
+        """Move several sliders at once and redraw once (even when no value changed)."""
+        self._check_names(values)
+        try:
+            with self.hold():
+                for name, v in values.items():
+                    self.sliders[name].value = v
+        finally:
+            self.update()
+
+    def update(self) -> None:
+        """Recompute the state at the sliders' current values, redraw the figure and the readout."""
+        t0 = time.perf_counter()
+        st = self.state()
+        with style.context():   # text and ticks created while drawing get the suite's look too
+            readout = self.draw(st)
+            png = self._render()
+        self.image.value = png
+        self.label.value = readout
+        self.redraws += 1
+        self.last_update_ms = (time.perf_counter() - t0) * 1e3
+
+    def _init_canvas(self, animated: list) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.canvas = FigureCanvasAgg(self.fig)
+        self.animated = list(animated) if self.blit else []
+        self.background = None
+        if self.blit:
+            for a in self.animated:
+                a.set_animated(True)
+            self.canvas.draw()
+            self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+
+    def _render(self) -> bytes:
+        if not self.blit:
+            return figure_png(self.fig)
+        self.canvas.restore_region(self.background)
+        for a in self.animated:
+            a.axes.draw_artist(a)
+        return canvas_png(self.canvas)
+
+    def _on_change(self, change) -> None:
+        if not self._hold:
+            self.update()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

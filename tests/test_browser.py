@@ -1,10 +1,19 @@
-"""A real browser: JupyterLab in headless Chromium runs notebook 00, a slider moves, label and plot change.
+"""A real browser: JupyterLab in headless Chromium runs every notebook that has a slider panel; a slider moves,
+the readout and the plot change.
 
-Debian's /usr/bin/chromium is driven by the `playwright` pip package (never
-`playwright install`). JupyterLab runs on 127.0.0.1 with a random token, its
-own config/data/runtime folders, and is stopped by its PID. Every request the
-page makes off 127.0.0.1 is blocked and fails the test.
-Screenshots land in $SHOT_DIR (default: a temporary folder).
+The notebooks are listed in `PANELS`, one line each: the notebook file, the CSS hook of the slider to move
+(`<notebook>-<slider>`, see `nblib.panel.SliderPanel`), the key presses that move it on its noUi handle (an
+empty tuple: click it instead, for a checkbox), the readout's CSS hook (`<notebook>-readout`; the plot is
+the `<notebook>-plot` image next to it), and optionally a text the readout shows before and after the move.
+A new notebook with a panel adds one line; `-k 07` runs one notebook's line.
+
+For each line the test opens the notebook in a private workspace, runs all cells, checks no cell raised,
+moves the slider, and asserts the readout text and the plot image changed and that no request left
+127.0.0.1. Debian's /usr/bin/chromium is driven by the `playwright` pip package (never
+`playwright install`). JupyterLab runs on 127.0.0.1 with a random token, its own config/data/runtime
+folders, over a temp copy of notebooks/ (outputs stripped), and is stopped by its PID. Every request the
+page makes off 127.0.0.1 is blocked and fails the test. Screenshots land in $SHOT_DIR (default: a
+temporary folder); $NOTEBOOKS_DIR serves another notebooks folder.
 """
 from __future__ import annotations
 
@@ -21,19 +30,39 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+
+
+class Panel(NamedTuple):
+    """One notebook's line: which slider to move, how, and where its readout is."""
+
+    notebook: str                 # file name in notebooks/
+    slider: str                   # CSS hook of the slider (or checkbox) to move
+    keys: tuple[str, ...]         # key presses on its noUi handle; () = click it (a checkbox)
+    readout: str                  # CSS hook of the readout; the plot is the same prefix + "-plot"
+    before: str = ""              # text in the readout before the move ("": not checked)
+    after: str = ""               # text in the readout after the move ("": only "it changed")
+
+
+PANELS = [
+    Panel("00_measuring_inference_cost.ipynb", "nb00-batch", ("ArrowRight",) * 2, "nb00-readout", "batch 1 ·",
+          "batch 4 ·"),           # a SelectionSlider over the measured batch sizes: 1 -> 2 -> 4
+    Panel("01_koala.ipynb", "nb01-depth-dw-3", ("ArrowLeft",), "nb01-readout", "DW-3 1R x T6", "DW-3 1R x T5"),
+    Panel("07_cast.ipynb", "nb07-depth", ("ArrowRight",), "nb07-readout", "depth 2 ·", "depth 4 ·"),
+]
 
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "00_measuring_inference_cost.ipynb"
+NOTEBOOKS = Path(os.environ.get("NOTEBOOKS_DIR") or ROOT / "notebooks")   # another folder: NOTEBOOKS_DIR=...
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--no-proxy-server"]
 UI_TIMEOUT_MS = 120_000
-RUN_ALL_TIMEOUT_MS = 900_000   # the notebook measures a real model: minutes on 2 loaded cores
+RUN_ALL_TIMEOUT_MS = 900_000   # a notebook measures real models: minutes on 2 loaded cores
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser-deps` (apt-get install chromium)",
@@ -61,19 +90,24 @@ def _api(base: str, token: str, path: str, method: str = "GET") -> int:
         return 0
 
 
-@pytest.fixture(scope="module")
-def lab(stop_process):
-    """JupyterLab on 127.0.0.1 over a temp root holding a clean copy of notebook 00."""
-    tmp = Path(tempfile.mkdtemp(prefix="lab-"))
-    root = tmp / "notebooks"
-    root.mkdir()
-    nb = json.loads(NOTEBOOK.read_text())
+def _strip(src: Path, dst: Path) -> None:
+    """Copy a notebook without its outputs, execution counts and saved widget state."""
+    nb = json.loads(src.read_text())
     for c in nb["cells"]:
         if c["cell_type"] == "code":
             c["outputs"], c["execution_count"] = [], None
     nb["metadata"].pop("widgets", None)
-    name = f"nb00_{secrets.token_hex(3)}.ipynb"
-    (root / name).write_text(json.dumps(nb))
+    dst.write_text(json.dumps(nb))
+
+
+@pytest.fixture(scope="module")
+def lab(stop_process):
+    """JupyterLab on 127.0.0.1 over a temp root holding a clean copy of every notebook in notebooks/."""
+    tmp = Path(tempfile.mkdtemp(prefix="lab-"))
+    root = tmp / "notebooks"
+    root.mkdir()
+    for src in sorted(NOTEBOOKS.glob("*.ipynb")):
+        _strip(src, root / src.name)
     settings = tmp / "config/lab/user-settings/@jupyterlab/apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
@@ -98,7 +132,7 @@ def lab(stop_process):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"JupyterLab did not start; log:\n{(tmp / 'lab.log').read_text()[-3000:]}")
             time.sleep(0.3)
-        yield {"base": base, "token": token, "nb": name}
+        yield {"base": base, "token": token, "root": root}
     finally:
         _api(base, token, "/api/shutdown", method="POST")   # shuts the kernels down cleanly
         stop_process(proc)
@@ -107,12 +141,18 @@ def lab(stop_process):
 
 
 @pytest.fixture(scope="module")
-def page():
+def foreign() -> list[str]:
+    """Every URL off 127.0.0.1 the page tried (and was refused)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(foreign):
+    """A headless Chromium page whose requests off 127.0.0.1 are blocked and recorded in `foreign`."""
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROME_ARGS)
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
         ctx.set_default_timeout(UI_TIMEOUT_MS)
-        foreign: list[str] = []
 
         def off_machine(route):
             foreign.append(route.request.url)
@@ -141,15 +181,16 @@ JS_ERRORS = f"""path => {{ const w = ({JS_PANEL})(path); const errs = []; const 
   for (let i = 0; i < cells.length; i++) {{ const c = cells.get(i); if (c.type !== 'code') continue;
     for (const o of c.outputs.toJSON()) if (o.output_type === 'error') errs.push(`cell ${{i}}: ${{o.ename}}: ${{o.evalue}}`); }}
   return errs; }}"""
-JS_IMG_SRC = "() => { const i = document.querySelector('.cost-plot img, img.cost-plot'); return i && i.getAttribute('src'); }"
+JS_IMG_SRC = """hook => { const i = document.querySelector(`.${hook} img, img.${hook}`);
+                           return i && i.getAttribute('src'); }"""
 
 
-def wait_stable(page, js: str, differs_from=None, quiet_s: float = 1.0, timeout_s: float = 60):
-    """Poll js() until its value differs from `differs_from`, then stays put for quiet_s."""
+def wait_stable(page, js: str, arg=None, differs_from=None, quiet_s: float = 1.0, timeout_s: float = 60):
+    """Poll js(arg) until its value differs from `differs_from`, then stays put for quiet_s."""
     deadline = time.monotonic() + timeout_s
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        cur = page.evaluate(js)
+        cur = page.evaluate(js, arg)
         if cur != last:
             last, since = cur, time.monotonic()
         elif cur is not None and cur != differs_from and time.monotonic() - since >= quiet_s:
@@ -158,36 +199,64 @@ def wait_stable(page, js: str, differs_from=None, quiet_s: float = 1.0, timeout_
     raise TimeoutError(f"{js!r} did not settle on a new value in {timeout_s}s")
 
 
-def test_lab_runs_notebook_00_and_a_slider_redraws(lab, page):
+def _shutdown_kernels(lab, path: str) -> None:
+    """Stop the kernel of `path` (the next notebook gets the cores and the memory)."""
+    req = urllib.request.Request(lab["base"] + "/api/sessions", headers={"Authorization": f"token {lab['token']}"})
+    try:
+        with _OPENER.open(req, timeout=10) as r:
+            sessions = json.loads(r.read())
+    except OSError:   # the server is gone: nothing to stop (and the test's own error is the one to see)
+        return
+    for sess in sessions:
+        if sess.get("path", "").endswith(path):
+            _api(lab["base"], lab["token"], f"/api/sessions/{sess['id']}", method="DELETE")
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=[p.notebook.split("_")[0] for p in PANELS])
+def test_lab_runs_a_notebook_and_a_slider_redraws(lab, page, foreign, panel: Panel):
     shots = Path(os.environ.get("SHOT_DIR") or tempfile.mkdtemp(prefix="shots-"))
     shots.mkdir(parents=True, exist_ok=True)
-    nb = lab["nb"]
+    nb, stem = panel.notebook, panel.notebook.split("_")[0]
+    assert (lab["root"] / nb).exists(), f"{nb} is not in notebooks/: fix its line in PANELS"
+    plot = panel.readout.rsplit("-", 1)[0] + "-plot"
     ws = "t" + secrets.token_hex(4)   # a private workspace: no tabs restored from elsewhere
     page.goto(f"{lab['base']}/lab/workspaces/{ws}/tree/{nb}?token={lab['token']}&reset")
     page.wait_for_function("() => !!window.jupyterapp")
     page.wait_for_function(JS_KERNEL_IDLE, arg=nb)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    page.wait_for_function(JS_ALL_EXECUTED, arg=nb, timeout=RUN_ALL_TIMEOUT_MS)
-    page.wait_for_function(JS_KERNEL_IDLE, arg=nb, timeout=RUN_ALL_TIMEOUT_MS)
-    assert page.evaluate(JS_ERRORS, nb) == [], "a cell raised"
-    expect(page.locator(".jp-OutputArea-output", has_text="Error displaying widget")).to_have_count(0)
+    try:
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        page.wait_for_function(JS_ALL_EXECUTED, arg=nb, timeout=RUN_ALL_TIMEOUT_MS)
+        page.wait_for_function(JS_KERNEL_IDLE, arg=nb, timeout=RUN_ALL_TIMEOUT_MS)
+        assert page.evaluate(JS_ERRORS, nb) == [], "a cell raised"
+        expect(page.locator(".jp-OutputArea-output", has_text="Error displaying widget")).to_have_count(0)
 
-    label = page.locator(".cost-label")
-    handle = page.locator(".cost-batch .noUi-handle")
-    expect(handle).to_be_visible()
-    expect(label).to_contain_text("batch 1 ·")
-    before_label = label.inner_text()
-    before_src = wait_stable(page, JS_IMG_SRC)
-    label.scroll_into_view_if_needed()
-    page.screenshot(path=str(shots / "nb00_before.png"))
+        label = page.locator(f".{panel.readout}")
+        target = page.locator(f".{panel.slider} .noUi-handle" if panel.keys else f".{panel.slider} input")
+        expect(target).to_be_visible()
+        expect(label).to_be_visible()
+        if panel.before:
+            expect(label).to_contain_text(panel.before)
+        before_label = label.inner_text()
+        before_src = wait_stable(page, JS_IMG_SRC, plot)
+        label.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / f"nb{stem}_before.png"))
 
-    handle.focus()
-    for _ in range(2):                     # batch 1 -> 2 -> 4 (a SelectionSlider over the measured sizes)
-        page.keyboard.press("ArrowRight")
-    expect(label).to_contain_text("batch 4 ·")
-    page.wait_for_function(JS_KERNEL_IDLE, arg=nb)
-    after_src = wait_stable(page, JS_IMG_SRC, differs_from=before_src)
-    assert label.inner_text() != before_label
-    assert after_src != before_src
-    page.screenshot(path=str(shots / "nb00_after.png"))
+        if panel.keys:
+            target.focus()
+            for key in panel.keys:
+                page.keyboard.press(key)
+        else:
+            target.click()
+        if panel.after:
+            expect(label).to_contain_text(panel.after)
+        expect(label).not_to_have_text(before_label)
+        page.wait_for_function(JS_KERNEL_IDLE, arg=nb)
+        after_src = wait_stable(page, JS_IMG_SRC, plot, differs_from=before_src)
+        assert label.inner_text() != before_label
+        assert after_src != before_src
+        assert page.evaluate(JS_ERRORS, nb) == [], "a cell raised after the move"
+        page.screenshot(path=str(shots / f"nb{stem}_after.png"))
+        assert not foreign, f"the page tried to leave 127.0.0.1: {foreign}"
+    finally:
+        _shutdown_kernels(lab, nb)

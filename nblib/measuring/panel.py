@@ -1,22 +1,24 @@
-"""Slider panels: precompute the expensive part, then every move re-evaluates a cheap policy.
+"""Notebook 00's slider panel: batch size, prompt length and new tokens over a measured cost sweep.
 
-A panel keeps one matplotlib figure (Agg, no pyplot) and updates its artists in
-place; the PNG goes into an `ipywidgets.Image`. `panel.last_update_ms` records
-how long the last move took (policy + redraw), so the notebook can show it.
+The sweep (the expensive part) is measured once; a slider move only looks its
+points up (`sweep.predict`) and moves the figure's artists. The widget
+machinery (readout, image, observers, `set`, timing, CSS hooks `nb00-*`) is
+`nblib.panel.SliderPanel`'s.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from matplotlib.figure import Figure
 
-from ..panel import figure_png
+from .. import style
+from ..panel import SliderPanel
 from . import sweep as sweep_mod
 
 
-class CostPanel:
+class CostPanel(SliderPanel):
     """Sliders for batch size, prompt length and new tokens over a measured cost sweep."""
+
+    prefix = "nb00"
+    figsize = (11, 3.6)
 
     def __init__(self, sweep, batch: int | None = None, seq: int | None = None, new_tokens: int = 64,
                  max_new_tokens: int = 512):
@@ -25,58 +27,37 @@ class CostPanel:
         self.sweep = sweep
         self.batches = sorted(int(b) for b in sweep["batch"].unique())
         self.seqs = sorted(int(s) for s in sweep["seq"].unique())
-        self.batch = W.SelectionSlider(options=self.batches, value=batch or self.batches[0], description="batch",
-                                       continuous_update=False)
-        self.seq = W.SelectionSlider(options=self.seqs, value=seq or self.seqs[0], description="prompt tok",
-                                     continuous_update=False)
-        self.new = W.IntSlider(value=new_tokens, min=1, max=max_new_tokens, step=1, description="new tok",
-                               continuous_update=False)
-        for w, cls in ((self.batch, "cost-batch"), (self.seq, "cost-seq"), (self.new, "cost-new")):
-            w.add_class(cls)
-            w.observe(self._on_change, names="value")
-        self.label = W.Label()
-        self.label.add_class("cost-label")
-        self.image = W.Image(format="png")
-        self.image.add_class("cost-plot")
-        self.last_update_ms = float("nan")
-        self._build_figure()
-        self.update()
-        self.widget = W.VBox([W.HBox([self.batch, self.seq, self.new]), self.label, self.image])
+        super().__init__({
+            "batch": W.SelectionSlider(options=self.batches, value=batch or self.batches[0], description="batch"),
+            "seq": W.SelectionSlider(options=self.seqs, value=seq or self.seqs[0], description="prompt tok"),
+            "new": W.IntSlider(value=new_tokens, min=1, max=max_new_tokens, step=1, description="new tok"),
+        })
 
-    def _build_figure(self) -> None:
-        fig = Figure(figsize=(10, 3.2), dpi=72)
-        self.fig = fig
+    def build(self, fig) -> None:
+        """The latency bars, the throughput curve over batch sizes, and the memory curves."""
         ax_t, ax_thr, ax_mem = fig.subplots(1, 3)
         self.ax_t, self.ax_thr, self.ax_mem = ax_t, ax_thr, ax_mem
-        self.bars = ax_t.bar(["prefill", "decode"], [0, 0], color=["tab:blue", "tab:orange"])
-        ax_t.set_ylabel("latency (s)")
-        ax_t.set_title("one request")
-        (self.thr_line,) = ax_thr.plot(self.batches, np.ones(len(self.batches)), "o-", color="tab:green")
+        self.bars = ax_t.bar(["prefill", "decode"], [0, 0], color=style.COLORS[:2])
+        style.label_axes(ax_t, ylabel="latency (s)", title="one request")
+        ax_t.grid(axis="x", visible=False)
+        ones = np.ones(len(self.batches))
+        (self.thr_line,) = ax_thr.plot(self.batches, ones, "o-", color=style.COLORS[2])
         (self.thr_dot,) = ax_thr.plot([0], [0], "o", ms=12, mfc="none", mec="k", mew=2)
-        ax_thr.set_xscale("log", base=2)
-        ax_thr.set_xlabel("batch size")
-        ax_thr.set_ylabel("generated tokens / s")
-        ax_thr.set_title("throughput")
-        (self.mem_line,) = ax_mem.plot(self.batches, np.ones(len(self.batches)), "s-", label="prefill working memory (measured)")
-        (self.kv_line,) = ax_mem.plot(self.batches, np.ones(len(self.batches)), "^--", label="KV cache (analytic)")
-        ax_mem.set_xscale("log", base=2)
-        ax_mem.set_xlabel("batch size")
-        ax_mem.set_ylabel("MB")
+        style.label_axes(ax_thr, "batch size", "generated tokens / s", "throughput", log2x=True, integer_x=True)
+        (self.mem_line,) = ax_mem.plot(self.batches, ones, "s-", label="prefill working memory (measured)")
+        (self.kv_line,) = ax_mem.plot(self.batches, ones, "^--", label="KV cache (analytic)")
         ax_mem.set_yscale("log")
-        ax_mem.set_title("memory")
-        ax_mem.legend(fontsize=7, loc="center right")
-        fig.tight_layout()
+        style.label_axes(ax_mem, "batch size", "MB", "memory", log2x=True, integer_x=True, loc="upper left",
+                         fontsize="small")
 
-    def state(self) -> dict:
-        """The predicted cost at the sliders' current values (pure table look-ups)."""
-        return sweep_mod.predict(self.sweep, self.batch.value, self.seq.value, self.new.value)
+    def compute(self, batch: int, seq: int, new: int) -> dict:
+        """The predicted cost at these slider values (pure table look-ups)."""
+        return sweep_mod.predict(self.sweep, batch, seq, new)
 
-    def update(self) -> None:
-        """Re-evaluate the policy at the current slider values and redraw the figure."""
-        t0 = time.perf_counter()
-        b, s, n = self.batch.value, self.seq.value, self.new.value
-        st = self.state()
-        for bar, v in zip(self.bars, (st["prefill_ms"] / 1e3, st["decode_ms"] / 1e3)):
+    def draw(self, st: dict) -> str:
+        """Move the bars, the throughput marker and the memory curves; return the one-line readout."""
+        b, s, n = (self.values()[k] for k in ("batch", "seq", "new"))
+        for bar, v in zip(self.bars, (st["prefill_ms"] / 1e3, st["decode_ms"] / 1e3), strict=True):
             bar.set_height(v)
         self.ax_t.set_ylim(0, max(st["total_ms"] / 1e3 * 1.15, 1e-3))
         per_batch = [sweep_mod.predict(self.sweep, bb, s, n) for bb in self.batches]
@@ -89,16 +70,6 @@ class CostPanel:
         kv = [p["kv_cache_mb"] for p in per_batch]
         self.kv_line.set_ydata(kv)
         lo, hi = min(min(kv), min(work)), max(max(kv), max(work))
-        self.ax_mem.set_ylim(lo / 2, hi * 2)
-        self.image.value = figure_png(self.fig)
-        self.label.value = (f"batch {b} · prompt {s} tok · {n} new tok → {st['total_ms'] / 1e3:.2f} s, "
-                            f"{st['tokens_per_s']:.0f} tok/s, {st['gflops']:.1f} GFLOPs")
-        self.last_update_ms = (time.perf_counter() - t0) * 1e3
-
-    def _on_change(self, change) -> None:
-        self.update()
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
+        self.ax_mem.set_ylim(lo / 2, hi * 8)  # headroom for the legend
+        return (f"batch {b} · prompt {s} tok · {n} new tok → {st['total_ms'] / 1e3:.2f} s, "
+                f"{st['tokens_per_s']:.0f} tok/s, {st['gflops']:.1f} GFLOPs")

@@ -1,4 +1,4 @@
-"""Notebook 07's panel and figures (nblib.cast_viz): sliders only index the precomputed sweep; the tree layout."""
+"""Notebook 07's panel and figures (nblib.cast.panel): sliders only index the precomputed sweep; the tree layout."""
 from __future__ import annotations
 
 from nblib import cast
@@ -14,9 +14,10 @@ def sweep_rows():
 def test_panel_looks_up_the_sweep_and_has_css_hooks():
     p = cast.panel.TreeSweepPanel(sweep_rows())
     for name in ("depth", "top_k", "budget", "batch"):
-        assert f"cast-{name.replace('_', '')}" in p.sliders[name]._dom_classes
+        assert f"nb07-{name.replace('_', '-')}" in p.sliders[name]._dom_classes
+    assert "nb07-readout" in p.label._dom_classes and "nb07-plot" in p.image._dom_classes
     p.sliders["depth"].value, p.sliders["top_k"].value = 4, 4
-    p.sliders["budget"].value, p.sliders["batch"].value = 12, 2
+    p.set(budget=12, batch=2)
     st = p.state()
     assert (st["batch"], st["depth"], st["top_k"], st["budget"]) == (2, 4, 4, 12)
     assert st["tokens_per_s"] == 2 + 4 + 0.4 + 0.12

@@ -54,13 +54,18 @@ def test_panel_moves_redraw_label_and_plot(grid):
     panel = measuring.CostPanel(grid, new_tokens=8)
     label0, png0 = panel.label.value, panel.image.value
     assert bytes(png0).startswith(b"\x89PNG")
-    panel.batch.value = 4
+    panel.sliders["batch"].value = 4           # as the reader moves it: the observer redraws
     assert panel.label.value != label0 and panel.image.value != png0
     assert "batch 4" in panel.label.value
     assert panel.state() == measuring.predict(grid, 4, 8, 8)
-    panel.new.value = 100
+    panel.set(new=100)
     assert "100 new tok" in panel.label.value
     assert panel.last_update_ms > 0
+    assert panel.state(batch=2, seq=16, new=10) == measuring.predict(grid, 2, 16, 10)   # pure, plain values
+    assert panel.values() == {"batch": 4, "seq": 8, "new": 100}
+    for name in ("batch", "seq", "new"):
+        assert f"nb00-{name}" in panel.sliders[name]._dom_classes
+    assert "nb00-readout" in panel.label._dom_classes and "nb00-plot" in panel.image._dom_classes
 
 
 def test_prefill_vs_decode_same_tokens(tiny_model):
