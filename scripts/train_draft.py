@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from nblib import zoo  # noqa: E402
 from nblib.cache import cache_dir  # noqa: E402
 from nblib import cast  # noqa: E402
+from nblib import training  # noqa: E402
 
 
 def chat_ids(tok, prompt: str) -> list[int]:
@@ -126,29 +127,18 @@ def main() -> None:
         draft.vocab = torch.tensor(sorted(set(vocab) | set(prev.vocab.tolist())))
     del target
     params = [p for p in draft.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
-    steps_done, t1, hist = 0, time.perf_counter(), []
-    budget = a.minutes * 60
-    bar = tqdm(total=int(budget), desc="training (s)")
-    while time.perf_counter() - t1 < budget:
+
+    def loss_fn(step):
         idx = torch.randint(len(train), (a.batch,), generator=rng).tolist()
-        use_tf = tf_rows and steps_done % 2 == 1  # alternate: own continuations, teacher-forced text
-        frac = min(1.0, (time.perf_counter() - t1) / budget)
-        for g in opt.param_groups:
-            g["lr"] = a.lr * (0.1 + 0.9 * (1 - frac))  # linear decay to 10 %
+        use_tf = tf_rows and step % 2 == 1  # alternate: own continuations, teacher-forced text
         batch_rows = [tf_rows[i % len(tf_rows)] for i in idx] if use_tf else [train[i] for i in idx]
-        loss, _ = cast.draft.loss_on(draft, batch_rows)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        steps_done += 1
-        hist.append(loss.item())
-        bar.n = int(time.perf_counter() - t1)
-        bar.set_postfix(loss=f"{sum(hist[-20:]) / len(hist[-20:]):.3f}", steps=steps_done)
-        bar.refresh()
-    bar.close()
-    train_s = time.perf_counter() - t1
+        return cast.draft.loss_on(draft, batch_rows)[0]
+
+    # time-boxed: linear decay to 10 % of lr over the wall-time budget (transformers' "polynomial", power 1)
+    hist = training.fit(params, loss_fn, None, lr=a.lr, optimizer_kwargs={"weight_decay": 0.0},
+                        schedule="polynomial", schedule_kwargs={"lr_end": 0.1 * a.lr, "power": 1.0}, clip=1.0,
+                        max_seconds=a.minutes * 60, desc="training")
+    steps_done, train_s = hist.steps, hist.wall_s
     with torch.no_grad():
         _, acc = cast.draft.loss_on(draft, val)
     cast.draft.save(draft, a.out)
@@ -156,7 +146,7 @@ def main() -> None:
               "teacher_forced_tokens": sum(len(r["labels"]) for r in tf_rows), "init": str(a.init) if a.init else None,
               "draft_vocab": len(vocab), "steps": steps_done, "train_seconds": round(train_s),
               "generate_seconds": None if gen_s is None else round(gen_s), "val_top1_agreement": round(acc, 4),
-              "final_loss": round(sum(hist[-50:]) / len(hist[-50:]), 4), "threads": a.threads,
+              "final_loss": round(sum(hist.losses[-50:]) / len(hist.losses[-50:]), 4), "threads": a.threads,
               "loadavg": os.getloadavg(), "checkpoint_mb": round(a.out.stat().st_size / 2**20, 2)}
     (a.out.parent / "draft_report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report))

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -173,51 +172,51 @@ def distill_losses(student, teacher, pairs: list[tuple[str, str]], x_t, t, ehs, 
 
 def distill(student, teacher, layout: K.Layout, data: dict, states: torch.Tensor, cfg: DistillConfig,
             progress: bool = True) -> list[dict]:
-    """Train `student` against a frozen `teacher` with KOALA's three losses; return per-step losses."""
-    from tqdm.auto import tqdm
+    """Train `student` against a frozen `teacher` with KOALA's three losses; return per-step losses.
+
+    `nblib.training.fit`: AdamW at a constant `cfg.lr` (transformers' "constant"
+    schedule, the same learning rate as the earlier hand-written loop), clip 1.0.
+    """
+    from ..training import fit
 
     pairs = feature_pairs(layout, cfg.features, student) if cfg.w_feat > 0 and cfg.features != "none" else []
     sched = scheduler()
     gen = torch.Generator().manual_seed(cfg.seed)
     teacher.eval().requires_grad_(False)
-    student.train()
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr)
-    hist = []
-    for step in tqdm(range(cfg.steps), desc=f"distil ({cfg.features})", disable=not progress):
+
+    def loss_fn(step):
         x0, ehs = _batch(data, states, cfg.batch, gen, cfg.p_uncond)
         x_t, noise, t = _noisy(x0, sched, gen)
         L = distill_losses(student, teacher, pairs, x_t, t, ehs, noise)
-        loss = cfg.w_task * L["task"] + cfg.w_out * L["out_kd"] + cfg.w_feat * L["feat_kd"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
-        hist.append({k: v.item() for k, v in L.items()} | {"loss": loss.item()})
-    student.eval()
-    return hist
+        return L | {"loss": cfg.w_task * L["task"] + cfg.w_out * L["out_kd"] + cfg.w_feat * L["feat_kd"]}
+
+    return fit(student, loss_fn, cfg.steps, lr=cfg.lr, clip=1.0,
+               progress=progress, desc=f"distil ({cfg.features})").records
 
 
 def train_denoiser(unet, data: dict, states: torch.Tensor, steps: int, batch: int = 32, lr: float = 2e-3,
                    seed: int = 0, p_uncond: float = 0.1, progress: bool = True) -> list[float]:
-    """Train a U-Net from scratch with the plain epsilon-prediction loss (the teacher); return losses."""
-    from tqdm.auto import tqdm
+    """Train a U-Net from scratch with the plain epsilon-prediction loss (the teacher); return losses.
+
+    `nblib.training.fit`: AdamW without weight decay, clip 1.0, transformers'
+    "cosine_warmup_with_min_lr" schedule (warmup (step+1)/100, then cosine to a
+    10 % floor). The committed teacher was trained by the earlier hand-written
+    schedule, lr * min(1, (step+1)/100) * (0.1 + 0.9 * (1 + cos(pi * step/steps))/2):
+    its cosine ran from step 0 over all steps (and multiplied the warmup),
+    where transformers' runs from the warmup's end, (step - 100 + 1)/(steps - 100).
+    Over the teacher's 1500 steps the learning rate differs by at most 9.25 %
+    (step 872: 8.73e-4 then, 9.53e-4 now), 5.6 % on average.
+    """
+    from ..training import fit
 
     sched = scheduler()
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    lr_at = lambda s: lr * min(1.0, (s + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * s / max(steps, 1))))
-    unet.train()
-    hist = []
-    for step in tqdm(range(steps), desc="train teacher", disable=not progress):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+
+    def loss_fn(step):
         x0, ehs = _batch(data, states, batch, gen, p_uncond)
         x_t, noise, t = _noisy(x0, sched, gen)
-        loss = F.mse_loss(unet(x_t, t, ehs).sample, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        hist.append(loss.item())
-    unet.eval()
-    return hist
+        return F.mse_loss(unet(x_t, t, ehs).sample, noise)
+
+    return fit(unet, loss_fn, steps, lr=lr, optimizer_kwargs={"weight_decay": 0.0},
+               schedule="cosine_warmup_with_min_lr", warmup=100, schedule_kwargs={"min_lr_rate": 0.1},
+               clip=1.0, progress=progress, desc="train teacher").losses

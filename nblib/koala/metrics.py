@@ -64,22 +64,23 @@ class DigitClassifier(torch.nn.Module):
 
 def train_classifier(data: dict, steps: int = 600, batch: int = 128, lr: float = 2e-3, seed: int = 0,
                      progress: bool = True) -> tuple[DigitClassifier, float]:
-    """Train the caption classifier on the real train digits; return it and its test accuracy."""
-    from tqdm.auto import tqdm
+    """Train the caption classifier on the real train digits; return it and its test accuracy.
+
+    `nblib.training.fit`: AdamW at a constant `lr` (transformers' "constant" schedule), no clipping.
+    """
+    from ..training import fit
 
     torch.manual_seed(seed)
     clf = DigitClassifier()
-    opt = torch.optim.AdamW(clf.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     x, y = data["train_x"], data["train_y"]
-    for _ in tqdm(range(steps), desc="train classifier", disable=not progress):
+
+    def loss_fn(step):
         idx = torch.randint(0, len(y), (batch,), generator=gen)
         xb = x[idx] + 0.1 * torch.randn(x[idx].shape, generator=gen)  # robust to sampler noise
-        loss = F.cross_entropy(clf(xb), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    clf.eval()
+        return F.cross_entropy(clf(xb), y[idx])
+
+    fit(clf, loss_fn, steps, lr=lr, progress=progress, desc="train classifier")
     return clf, classifier_accuracy(clf, data["test_x"], data["test_y"])
 
 

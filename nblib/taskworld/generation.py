@@ -31,60 +31,49 @@ def generation_flops(shape: TransformerShape, prompt_tokens: int, new_tokens: in
     return total
 
 
+def _left_padded(encoded: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids (B, T) and their attention mask, for a batch of encoded prompts."""
+    width = max(len(e) for e in encoded)
+    x = torch.full((len(encoded), width), PAD, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for r, e in enumerate(encoded):
+        x[r, width - len(e):] = torch.tensor(e)
+        mask[r, width - len(e):] = 1
+    return x, mask
+
+
 @torch.no_grad()
 def generate(model, prompts: Sequence[str], max_new_tokens: int = 64, stop_at_newline: bool = False,
              batch_size: int = 256, bos: bool = True) -> list[Generation]:
-    """Greedy-decode each prompt (batched, left-padded, KV cache) until <eos> (or a newline when asked)."""
-    from transformers import DynamicCache
+    """Greedy-decode each prompt (batched, left-padded, KV cache) until <eos> (or a newline when asked).
 
+    This is transformers' `model.generate` (greedy, raw logits returned); each
+    sequence is cut after its first stop token, and the log-prob of each chosen
+    token is log_softmax of those logits. tests/taskworld/test_taskworld_generation.py
+    checks it against the earlier hand-written decoding loop on the committed models.
+    """
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a whole number >= 1, got {max_new_tokens!r}")
     shape = shape_of(model)
     dev = next(model.parameters()).device
+    stops = [EOS, NEWLINE] if stop_at_newline else [EOS]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
     results: dict[int, Generation] = {}
     for b0 in range(0, len(order), batch_size):
         idx = order[b0:b0 + batch_size]
         enc = [encode(prompts[i], bos=bos) for i in idx]
-        width = max(len(e) for e in enc)
-        x = torch.full((len(enc), width), PAD, dtype=torch.long)
-        mask = torch.zeros((len(enc), width), dtype=torch.long)
-        for r, e in enumerate(enc):
-            x[r, width - len(e):] = torch.tensor(e)
-            mask[r, width - len(e):] = 1
-        x, mask = x.to(dev), mask.to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=model.config)
-        logits = model(input_ids=x, attention_mask=mask, position_ids=pos, cache=cache,
-                       use_cache=True, logits_to_keep=1).logits[:, -1].float()  # (B, V)
-        n = len(enc)
-        toks = [[] for _ in range(n)]
-        lps = [[] for _ in range(n)]
-        mls = [[] for _ in range(n)]
-        done = torch.zeros(n, dtype=torch.bool, device=dev)
-        for step in range(max_new_tokens):
-            logp = torch.log_softmax(logits, -1)
-            best = logp.argmax(-1)  # (B,)
-            lp = logp.gather(1, best[:, None])[:, 0]
-            ml = logits.max(-1).values
-            b_l, lp_l, ml_l, d_l = best.tolist(), lp.tolist(), ml.tolist(), done.tolist()
-            for r in range(n):
-                if not d_l[r]:
-                    toks[r].append(b_l[r])
-                    lps[r].append(lp_l[r])
-                    mls[r].append(ml_l[r])
-            stop = best == EOS
-            if stop_at_newline:
-                stop |= best == NEWLINE
-            done = done | stop
-            if bool(done.all()) or step == max_new_tokens - 1:
-                break
-            nxt = torch.where(done, torch.full_like(best, PAD), best)
-            mask = torch.cat([mask, (~done).long()[:, None]], 1)
-            pos = pos[:, -1:] + 1
-            logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, cache=cache,
-                           use_cache=True).logits[:, -1].float()
-        for r, i in enumerate(idx):
-            results[i] = Generation(prompts[i], decode(toks[r]), toks[r], lps[r], mls[r], len(enc[r]),
-                                    generation_flops(shape, len(enc[r]), len(toks[r])))
+        x, mask = _left_padded(enc)
+        out = model.generate(input_ids=x.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new_tokens,
+                             min_new_tokens=0, do_sample=False, num_beams=1, eos_token_id=stops,
+                             pad_token_id=PAD, output_logits=True, return_dict_in_generate=True)
+        new = out.sequences[:, x.shape[1]:]  # (B, n): after a sequence's stop token, PAD
+        logits = torch.stack(out.logits, 1).float()  # (B, n, V) raw logits at each generated position
+        lps = torch.log_softmax(logits, -1).gather(-1, new[..., None])[..., 0].tolist()
+        mls = logits.max(-1).values.tolist()
+        for r, (i, toks) in enumerate(zip(idx, new.tolist(), strict=True)):
+            n = next((k + 1 for k, t in enumerate(toks) if t in stops), len(toks))
+            results[i] = Generation(prompts[i], decode(toks[:n]), toks[:n], lps[r][:n], mls[r][:n], len(enc[r]),
+                                    generation_flops(shape, len(enc[r]), n))
     return [results[i] for i in range(len(prompts))]
 
 

@@ -1,13 +1,11 @@
 """Training a task model from scratch on its task mix (scripts/train_taskworld.py runs it)."""
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from . import problems as T
@@ -42,7 +40,7 @@ def collate(problems: Sequence[T.Problem], focus: str | None = None, focus_keep:
     for p in problems:
         prompt = encode(prompt_of(p))
         seq, keep = list(prompt), [False] * len(prompt)
-        for line, kind in zip(p.step_lines, p.kinds):
+        for line, kind in zip(p.step_lines, p.kinds, strict=True):
             on = focus is None or kind == focus or rng.random() < focus_keep
             ids = encode(line + "\n", bos=False)
             seq += ids
@@ -55,57 +53,48 @@ def collate(problems: Sequence[T.Problem], focus: str | None = None, focus_keep:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), PAD, dtype=torch.long)
     labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for r, (s, k) in enumerate(zip(seqs, masks)):
+    for r, (s, k) in enumerate(zip(seqs, masks, strict=True)):
         ids[r, :len(s)] = torch.tensor(s)
         labels[r, :len(s)] = torch.where(torch.tensor(k), torch.tensor(s), torch.tensor(-100))
     return ids, labels
 
 
 def train(spec: TrainSpec, log_every: int = 100, eval_fn=None, verbose: bool = True):
-    """Train a task model from scratch on its task mix; return (model, record with losses and wall time)."""
-    model = build_model(spec.arch, spec.seed)
-    model.train()
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": spec.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=spec.lr, betas=(0.9, 0.98))
+    """Train a task model from scratch on its task mix; return (model, record with losses and wall time).
 
-    def lr_at(step):
-        if step < spec.warmup:
-            return spec.lr * (step + 1) / spec.warmup
-        frac = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
-        return spec.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+    The loop is `nblib.training.fit`: AdamW (betas 0.9/0.98, weight decay on matrices
+    only), clip 1.0, transformers' "cosine_warmup_with_min_lr" schedule (warmup
+    (step+1)/warmup, then cosine to a 5 % floor). The committed checkpoints were
+    trained by the earlier hand-written loop, whose cosine phase ran one step
+    behind: progress (step - warmup)/(steps - warmup) instead of transformers'
+    (step - warmup + 1)/(steps - warmup); the warmup is identical. Over the
+    committed step counts the learning rate differs by at most 1.11 % (mid; tiny
+    1.02 %, large 0.60 %), in the cosine tail.
+    """
+    from tqdm.auto import tqdm
 
-    stream = T.iter_problems("train", spec.seed, spec.task, distinct=False)
-    mask_rng = random.Random(spec.seed)
-    losses, log = [], []
-    t0 = time.perf_counter()
-    for step in range(spec.steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        ids, labels = collate([next(stream) for _ in range(spec.batch)], spec.focus, spec.focus_keep, mask_rng)
-        loss = model(input_ids=ids, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        if (step + 1) % log_every == 0 or step + 1 == spec.steps:
-            row = {"step": step + 1, "loss": float(np.mean(losses[-log_every:])),
-                   "wall_s": round(time.perf_counter() - t0, 1)}
-            if eval_fn is not None:
-                model.eval()
-                row.update(eval_fn(model))
-                model.train()
-            log.append(row)
-            if verbose:
-                print(f"[{spec.name}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                   for k, v in row.items()), flush=True)
-    model.eval()
+    from ..training import fit, format_row
     from ..zoo import n_params
 
+    model = build_model(spec.arch, spec.seed)
+    groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": spec.weight_decay},
+              {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+    stream = T.iter_problems("train", spec.seed, spec.task, distinct=False)
+    mask_rng = random.Random(spec.seed)
+
+    def loss_fn(step):
+        ids, labels = collate([next(stream) for _ in range(spec.batch)], spec.focus, spec.focus_keep, mask_rng)
+        return model(input_ids=ids, labels=labels).loss
+
+    t0 = time.perf_counter()
+    hist = fit(groups, loss_fn, spec.steps, lr=spec.lr, optimizer_kwargs={"betas": (0.9, 0.98)},
+               schedule="cosine_warmup_with_min_lr", warmup=spec.warmup, schedule_kwargs={"min_lr_rate": 0.05},
+               clip=1.0, log_every=log_every, progress=verbose, desc=f"train {spec.name}",
+               eval_fn=eval_fn, model=model,
+               on_log=(lambda row: tqdm.write(format_row(row, f"[{spec.name}]"))) if verbose else None)
+    model.eval()
     record = {"spec": to_plain(spec), "params": n_params(model), "train_wall_s": round(time.perf_counter() - t0, 1),
-              "torch_threads": torch.get_num_threads(), "log": log}
+              "torch_threads": torch.get_num_threads(), "log": hist.log}
     return model, record
 
 
