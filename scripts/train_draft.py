@@ -6,7 +6,7 @@ then both are trained to predict the target's greedy next token. Its output is
 restricted to the tokens seen in the training targets (a "draft vocabulary", as
 in EAGLE-3), which keeps training and drafting cheap; verification by the target
 is unchanged, so decoding stays lossless. Only the non-embedding weights (fp16)
-and the vocabulary are saved: data/cast/draft.pt (well under 30 MB).
+and the vocabulary are saved: data/cast/draft.safetensors + data/cast/draft.json (well under 30 MB).
 
     python scripts/train_draft.py            # about 25-40 min on 2 shared CPU cores
 """
@@ -78,7 +78,7 @@ def stdlib_text_rows(model, tok, n_tokens: int, window: int = 256, batch: int = 
 
 
 def main() -> None:
-    """Generate the data (cached), train the draft, save data/cast/draft.pt and a JSON report."""
+    """Generate the data (cached), train the draft, save data/cast/draft.safetensors (+ .json) and a JSON report."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-prompts", type=int, default=480)
     ap.add_argument("--new-tokens", type=int, default=128)
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=8, help="sequences per step")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=ROOT / "data" / "cast" / "draft.pt")
+    ap.add_argument("--out", type=Path, default=ROOT / "data" / "cast" / "draft.safetensors")
     ap.add_argument("--tf-tokens", type=int, default=0, help="extra teacher-forced stdlib text tokens")
     ap.add_argument("--init", type=Path, default=None, help="continue from this draft checkpoint")
     a = ap.parse_args()
@@ -141,14 +141,14 @@ def main() -> None:
     steps_done, train_s = hist.steps, hist.wall_s
     with torch.no_grad():
         _, acc = cast.draft.loss_on(draft, val)
-    cast.draft.save(draft, a.out)
+    out = cast.draft.save(draft, a.out)
     report = {"train_tokens": sum(len(r["ids"]) - r["start"] for r in train), "val_sequences": len(val),
               "teacher_forced_tokens": sum(len(r["labels"]) for r in tf_rows), "init": str(a.init) if a.init else None,
               "draft_vocab": len(vocab), "steps": steps_done, "train_seconds": round(train_s),
               "generate_seconds": None if gen_s is None else round(gen_s), "val_top1_agreement": round(acc, 4),
               "final_loss": round(sum(hist.losses[-50:]) / len(hist.losses[-50:]), 4), "threads": a.threads,
-              "loadavg": os.getloadavg(), "checkpoint_mb": round(a.out.stat().st_size / 2**20, 2)}
-    (a.out.parent / "draft_report.json").write_text(json.dumps(report, indent=1) + "\n")
+              "loadavg": os.getloadavg(), "checkpoint_mb": round(out.stat().st_size / 2**20, 2)}
+    (out.parent / "draft_report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report))
 
 

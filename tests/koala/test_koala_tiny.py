@@ -1,4 +1,7 @@
 """KOALA at laptop scale: initialisation, feature pairs, the three losses, scoring (tiny U-Nets, CPU)."""
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -75,11 +78,12 @@ def test_koala_pairs_use_sa_bottom_and_the_decoder_copy_rule():
 
 def test_feature_kinds_and_counts():
     student, layout = small(koala.tiny.TINY_RECIPES["KOALA-nomid"])
-    n_layers = layout.n_transformer_layers
+    st = koala.recipes.structure(student)          # counted on the built model, not from the layout
+    n_layers = st["transformer_layers"]
     assert len(koala.distillation.feature_pairs(layout, "sa", student)) == n_layers
     assert len(koala.distillation.feature_pairs(layout, "ca")) == len(koala.distillation.feature_pairs(layout, "ffn")) == n_layers
-    assert len(koala.distillation.feature_pairs(layout, "res")) == layout.n_resnets
-    assert len(koala.distillation.feature_pairs(layout, "lf")) == 6
+    assert len(koala.distillation.feature_pairs(layout, "res")) == st["resnets"]
+    assert len(koala.distillation.feature_pairs(layout, "lf")) == 2 * len(SMALL["block_out_channels"])  # each DW, UP
     assert len(koala.distillation.feature_pairs(layout, "sa+ca+sa")) == 2 * n_layers
     assert not any(a.startswith("mid_block") for a, _ in koala.distillation.feature_pairs(layout, "sa+res"))
     with pytest.raises(ValueError, match="unknown feature kind"):
@@ -158,6 +162,7 @@ def test_sampling_is_seeded_and_shaped(teacher):
     a = koala.metrics.sample(teacher, caps, states, seed=3, steps=3)
     b = koala.metrics.sample(teacher, caps, states, seed=3, steps=3)
     assert a.shape == (3, 1, 16, 16) and torch.equal(a, b) and a.abs().max() <= 1
+    assert not torch.equal(a, koala.metrics.sample(teacher, caps, states, seed=4, steps=3))   # the seed matters
 
 
 def test_captions_index_digits():
@@ -167,16 +172,26 @@ def test_captions_index_digits():
                                  for d, i in zip(digits, idx))
 
 
-def test_committed_checkpoints_load_if_present():
-    if not (koala.tiny.DATA_DIR / "teacher.safetensors").exists():
-        pytest.skip("no committed teacher yet")
-    unet, layout = koala.tiny.load_tiny("teacher")
-    assert koala.count_params(unet) == koala.count_params(koala.tiny.build_tiny("teacher")[0])
+def test_committed_checkpoints_hold_their_trained_weights():
+    """Every committed tiny U-Net loads its own file's weights (not the seed-0 init) and matches its record."""
+    from safetensors.torch import load_file
+
+    res = json.loads((koala.tiny.DATA_DIR / "results.json").read_text())
+    for name in res["eval"]:                        # the teacher and every committed student
+        unet, _ = koala.tiny.load_tiny(name)
+        fname = "teacher" if name == "teacher" else "student_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        stored = load_file(str(koala.tiny.DATA_DIR / f"{fname}.safetensors"))
+        sd = unet.state_dict()
+        assert set(sd) == set(stored), name
+        assert all(torch.equal(sd[k], stored[k].float()) for k in stored), name
+        fresh = koala.tiny.build_tiny(name.split(":")[0])[0]
+        assert not torch.equal(fresh.conv_in.weight, unet.conv_in.weight), name   # really loaded, not the init
 
 
 def test_make_student_from_a_loaded_teacher(teacher):
     student, layout, report = koala.make_student(teacher, koala.tiny.TINY_RECIPES["KOALA-nomid"])
     assert report["matched"] == len(student.state_dict()) and student.mid_block is None
+    assert torch.equal(student.conv_in.weight, teacher.conv_in.weight)   # weights copied, not only shapes
     x, t, ehs = inputs()
     with torch.no_grad():
         assert student(x, t, ehs).sample.shape == x.shape

@@ -1,6 +1,7 @@
 """Sweeps measure real points; slider panels only index them and redraw."""
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
 
@@ -9,10 +10,9 @@ from nblib import cost, measuring
 
 @pytest.fixture(scope="module")
 def grid(tiny_model, tmp_path_factory):
-    import os
-
-    os.environ["NBLIB_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return measuring.run_sweep(tiny_model, measuring.SweepConfig("tiny", (1, 2, 4), (8, 16), decode_steps=2, repeats=2),
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NBLIB_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield measuring.run_sweep(tiny_model, measuring.SweepConfig("tiny", (1, 2, 4), (8, 16), decode_steps=2, repeats=2),
                            progress=False)
 
 
@@ -22,8 +22,14 @@ def test_sweep_points_are_measured(grid, tiny_model):
     assert (grid["decode_flops"] == grid["decode_flops_analytic"]).all()
     assert (grid["prefill_ms"] > 0).all() and (grid["decode_ms"] > 0).all() and (grid["peak_mb"] > 0).all()
     assert (grid["work_mb"] >= 0).all() and (grid["work_mb"] < grid["peak_mb"]).all()
+    # the analytic KV size equals the bytes of a real cache: run the model and add up its keys and values
+    row = grid[(grid.batch == 4) & (grid.seq == 8)].iloc[0]
+    with torch.no_grad():
+        kv = tiny_model(input_ids=torch.ones(4, 8, dtype=torch.long), use_cache=True).cache
+    nbytes = sum(t.numel() * t.element_size() for layer in kv.layers for t in (layer.keys, layer.values))
+    assert row.kv_mb_per_token == pytest.approx(nbytes / 8 / 1e6)
     shape = cost.TransformerShape.from_config(tiny_model.config)
-    assert grid["kv_mb_per_token"].iloc[-1] == pytest.approx(measuring.kv_cache_mb(shape, 4, 1))
+    assert row.kv_mb_per_token == pytest.approx(2 * shape.n_layers * shape.n_kv_heads * shape.head_dim * 4 * 4 / 1e6)
 
 
 def test_sweep_is_cached(grid, tiny_model, capsys):
@@ -57,7 +63,8 @@ def test_panel_moves_redraw_label_and_plot(grid):
     panel.sliders["batch"].value = 4           # as the reader moves it: the observer redraws
     assert panel.label.value != label0 and panel.image.value != png0
     assert "batch 4" in panel.label.value
-    assert panel.state() == measuring.predict(grid, 4, 8, 8)
+    row = grid[(grid.batch == 4) & (grid.seq == 8)].iloc[0]
+    assert panel.state()["total_ms"] == pytest.approx(row.prefill_ms + 8 * row.decode_ms)
     panel.set(new=100)
     assert "100 new tok" in panel.label.value
     assert panel.last_update_ms > 0

@@ -80,14 +80,6 @@ def reference_generate(model, prompts: Sequence[str], max_new_tokens: int = 64, 
 # ----------------------------------------------------------------------------- end of the frozen reference
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(min(2, old))
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def held_out():
     return taskworld.problems.problems("test", 40)

@@ -20,14 +20,6 @@ N_EVAL = 400  # held-out problems for the accuracy targets
 ALL = list(taskworld.LADDER) + list(taskworld.SPECIALISTS.values())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(min(2, old))
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def held_out():
     return taskworld.problems.problems("test", N_EVAL, seed=0)
