@@ -34,3 +34,12 @@ def setup(seed: int = 0, threads: int | None = None) -> dict:
     if threads is not None:
         torch.set_num_threads(threads)
     return {"seed": seed, "torch_threads": torch.get_num_threads(), "quick": quick()}
+
+
+def progress(iterable=None, *, enabled: bool = True, **kwargs):
+    """A tqdm.auto progress bar, off when `enabled` is False or TQDM_DISABLE is set (tqdm.notebook ignores it)."""
+    from tqdm.auto import tqdm
+
+    off = not enabled or os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return tqdm(iterable, disable=off, **kwargs)
+

@@ -172,7 +172,7 @@ def fit(params, loss_fn: Callable[[int], Any], steps: int | None, *, lr: float, 
     trained = [p for g in groups for p in g["params"]]
     opt = _optimizer(optimizer, groups, lr, optimizer_kwargs)
     sched = make_schedule(opt, schedule, _CLOCK_TICKS if steps is None else steps, warmup, schedule_kwargs)
-    from tqdm.auto import tqdm
+    from . import progress as progress_bar
 
     hist = History()
 
@@ -185,7 +185,7 @@ def fit(params, loss_fn: Callable[[int], Any], steps: int | None, *, lr: float, 
         module.train()
     t0 = time.perf_counter()
     # progress=False disables the bar; otherwise tqdm decides (TQDM_DISABLE=1 turns it off), so no disable=False here
-    bar = tqdm(total=steps, desc=desc, dynamic_ncols=True, **({} if progress else {"disable": True}))
+    bar = progress_bar(total=steps, desc=desc, dynamic_ncols=True, enabled=progress)
     try:
         step = 0
         while steps is None or step < steps:

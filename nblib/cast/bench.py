@@ -114,7 +114,7 @@ def methods(profs: dict, chain_depth: int = 4, tree=(5, 8, 32)) -> dict:
 def compare(target, draft, tok, prompts: list[list[int]], batches=(1, 4), max_new: int = 64, quick: bool = False,
             progress: bool = True) -> tuple[list[dict], dict]:
     """Every method at every batch size on the same prompts; rows (with outputs) and the load average around it."""
-    from tqdm.auto import tqdm
+    from .. import progress as bar
 
     eos = tok.eos_token_id
     profs = profiles(target, draft, batches, quick)
@@ -122,7 +122,7 @@ def compare(target, draft, tok, prompts: list[list[int]], batches=(1, 4), max_ne
     rows = []
     jobs = [(b, m) for b in batches for m in ["plain greedy", "HF assisted", "chain", "EAGLE-2 tree", "CAST"]]
     meth = methods(profs)
-    for b, m in tqdm(jobs, desc="methods", **({} if progress else {"disable": True})):
+    for b, m in bar(jobs, desc="methods", enabled=progress):
         if m == "plain greedy":
             rows.append(run(m, target, draft, prompts, b, max_new, None, eos))
         elif m == "HF assisted":
@@ -151,7 +151,7 @@ def table(rows: list[dict]):
 def sweep(target, draft, prompts: list[list[int]], depths, top_ks, budgets, batches, max_new: int, eos=None,
           progress: bool = True) -> list[dict]:
     """Tokens/s and accepted length of fixed trees over a (depth, top-k, budget, batch) grid, plus plain greedy."""
-    from tqdm.auto import tqdm
+    from .. import progress as bar
 
     rows = []
     jobs = [(b, d, k, m) for b in batches for d in depths for k in top_ks for m in budgets]
@@ -159,7 +159,7 @@ def sweep(target, draft, prompts: list[list[int]], depths, top_ks, budgets, batc
         r = run("plain greedy", target, draft, prompts, b, max_new, None, eos)
         rows.append({"batch": b, "depth": 0, "top_k": 0, "budget": 0, "tokens_per_s": r["tokens_per_s"],
                      "accepted": 1.0})
-    for b, d, k, m in tqdm(jobs, desc="tree sweep", **({} if progress else {"disable": True})):
+    for b, d, k, m in bar(jobs, desc="tree sweep", enabled=progress):
         r = run("tree", target, draft, prompts, b, max_new, FixedTree(d, k, m), eos)
         rows.append({"batch": b, "depth": d, "top_k": k, "budget": m, "tokens_per_s": r["tokens_per_s"],
                      "accepted": r["accepted_per_call"]})

@@ -102,7 +102,7 @@ def _time_forward(lm, vocab, batch: int, context: int, n: int, repeats: int) -> 
 def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 4, 8, 16, 24, 32, 48, 64),
             draft_n=(1, 2, 4, 8, 16), repeats: int = 3, progress: bool = True) -> LatencyProfile:
     """Measure the target's and draft's forward latency over a (context x tokens) grid at one batch size."""
-    from tqdm.auto import tqdm
+    from .. import progress as bar
 
     vocab = None
     if hasattr(draft, "vocab") and hasattr(draft, "model"):
@@ -112,7 +112,7 @@ def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 
     D = np.zeros((len(contexts), len(draft_n)))
     jobs = [("t", i, j) for i in range(len(contexts)) for j in range(len(target_n))] + \
            [("d", i, j) for i in range(len(contexts)) for j in range(len(draft_n))]
-    for kind, i, j in tqdm(jobs, desc=f"profiling batch {batch}", **({} if progress else {"disable": True}), leave=False):
+    for kind, i, j in bar(jobs, desc=f"profiling batch {batch}", enabled=progress, leave=False):
         if kind == "t":
             T[i, j] = _time_forward(target, None, batch, contexts[i], target_n[j], repeats)
         else:

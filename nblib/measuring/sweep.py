@@ -78,7 +78,7 @@ def measure_point(model, batch: int, seq: int, decode_steps: int = 8, repeats: i
 def run_sweep(model, config: SweepConfig, progress: bool = True):
     """Measure every grid point of `config` (cached per machine); return a pandas DataFrame."""
     import pandas as pd
-    from tqdm.auto import tqdm
+    from .. import progress as bar
 
     for b in config.batch_sizes:
         cost.check_positive(batch_size=b)
@@ -90,7 +90,7 @@ def run_sweep(model, config: SweepConfig, progress: bool = True):
     def compute():
         measure_point(model, 1, 8, decode_steps=2, repeats=1)  # warm-up: first calls pay one-off costs
         rows = []
-        for b, s in tqdm(grid, desc="cost sweep", disable=not progress):
+        for b, s in bar(grid, desc="cost sweep", enabled=progress):
             rows.append(measure_point(model, b, s, config.decode_steps, config.repeats, config.seed))
         return pd.DataFrame(rows)
 
