@@ -127,11 +127,20 @@ def resolve(name_or_path: str) -> str:
     return name  # a hub id: from_pretrained finds it in the local HF cache or downloads it
 
 
+def _quiet_loading() -> None:
+    """Follow TQDM_DISABLE for transformers' own weight-loading bars too (it has its own switch)."""
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def load_causal_lm(name_or_path: str = "smollm2", device: Any = None, dtype: torch.dtype | None = None):
     """Load a causal LM and its tokenizer, eval mode, on `device` (default: best available)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = resolve(name_or_path)
+    _quiet_loading()
     dev = torch.device(device) if device is not None else best_device()
     if dtype is None:
         dtype = torch.float32 if dev.type == "cpu" else torch.bfloat16
@@ -152,6 +161,7 @@ def load_encoder(name_or_path: str = "minilm", device: Any = None):
     from transformers import AutoModel, AutoTokenizer
 
     src = resolve(name_or_path)
+    _quiet_loading()
     dev = torch.device(device) if device is not None else best_device()
     return AutoModel.from_pretrained(src).to(dev).eval(), AutoTokenizer.from_pretrained(src)
 
