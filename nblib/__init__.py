@@ -18,9 +18,14 @@ __version__ = "0.1.0"
 QUICK_ENV = "NBLIB_QUICK"
 
 
+def env_flag(name: str) -> bool:
+    """True when the environment variable `name` is set to 1 / true / yes / on (any case)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def quick() -> bool:
     """Return True when the quick (CI) mode is on: NBLIB_QUICK=1 shrinks every workload."""
-    return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(QUICK_ENV)
 
 
 def setup(seed: int = 0, threads: int | None = None) -> dict:
@@ -40,6 +45,6 @@ def progress(iterable=None, *, enabled: bool = True, **kwargs):
     """A tqdm.auto progress bar, off when `enabled` is False or TQDM_DISABLE is set (tqdm.notebook ignores it)."""
     from tqdm.auto import tqdm
 
-    off = not enabled or os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"}
+    off = not enabled or env_flag("TQDM_DISABLE")
     return tqdm(iterable, disable=off, **kwargs)
 

@@ -129,7 +129,9 @@ def resolve(name_or_path: str) -> str:
 
 def _quiet_loading() -> None:
     """Follow TQDM_DISABLE for transformers' own weight-loading bars too (it has its own switch)."""
-    if os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"}:
+    from . import env_flag
+
+    if env_flag("TQDM_DISABLE"):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
