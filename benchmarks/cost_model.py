@@ -1,4 +1,5 @@
-"""Benchmark the cost model on the embedded SmolLM2: analytic vs measured FLOPs, decode tokens/s at batch 1 and 8.
+"""Benchmark the cost model on the embedded SmolLM2: analytic vs measured FLOPs, decode tokens/s at batch 1 and 8
+against the roofline bound (this machine's measured read bandwidth and matmul FLOP/s).
 
     python benchmarks/cost_model.py [--model smollm2] [--tokens 32] [--repeats 3]
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -62,12 +64,28 @@ def main() -> None:
         print(f"batch {b}: {tps:7.1f} tokens/s  ({ms:.1f} ms per step, runs {[round(r[0], 1) for r in runs]})")
     print(f"batch 8 / batch 1 throughput: {result[8] / result[1]:.2f}x")
 
+    limits = cost.measure_machine()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    per_token = cost.transformer_flops(shape, 1, 1, past=args.prompt + args.tokens // 2)
+    print(f"\nRoofline: {limits}; weights {weight_bytes / 1e6:,.0f} MB, {per_token / 1e9:.3f} GFLOPs per token")
+    bounds = {}
+    for b in (1, 8):
+        bound = cost.decode_bound_tokens_per_s(limits, weight_bytes, per_token, batch=b)
+        bounds[b] = bound["bound_tokens_per_s"]
+        print(f"batch {b}: bound {bounds[b]:7.1f} tokens/s ({bound['limited_by']}), measured {result[b]:7.1f} "
+              f"= {result[b] / bounds[b]:.2f} of the bound")
+    print(f"load average {os.getloadavg()[0]:.2f}")
+
     print(json.dumps({
         "benchmark": "cost_model", "model": args.model, "params": zoo.n_params(model),
         "flops_analytic_over_measured_min": round(min(ratios), 6),
         "flops_analytic_over_measured_max": round(max(ratios), 6),
         "decode_tokens_per_s_batch1": round(result[1], 2), "decode_tokens_per_s_batch8": round(result[8], 2),
         "batch8_over_batch1": round(result[8] / result[1], 3), "threads": torch.get_num_threads(),
+        "read_gb_per_s": round(limits.read_bytes_per_s / 1e9, 2),
+        "matmul_gflops_per_s": round(limits.matmul_flops_per_s / 1e9, 1),
+        "decode_b1_bandwidth_bound_tokens_per_s": round(bounds[1], 2),
+        "decode_b1_over_bandwidth_bound": round(result[1] / bounds[1], 3),
     }))
 
 

@@ -195,6 +195,88 @@ def time_fn(fn: Callable[[], Any], warmup: int = 1, repeats: int = 5, device: An
     return Timing(statistics.median(samples), min(samples), max(samples), repeats, tuple(samples))
 
 
+def time_interleaved(fns: dict[str, Callable[[], Any]], warmup: int = 1, repeats: int = 5,
+                     device: Any = None) -> dict[str, Timing]:
+    """Time several functions in rounds (A, B, C, A, B, C ...) so load drift hits them alike; a Timing each."""
+    check_positive(repeats=repeats)
+    if not fns:
+        raise ValueError("time_interleaved needs at least one function")
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    with torch.no_grad():
+        for _ in range(warmup):
+            for fn in fns.values():
+                fn()
+        sync_device(device)
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                sync_device(device)
+                samples[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: Timing(statistics.median(v), min(v), max(v), repeats, tuple(v)) for name, v in samples.items()}
+
+
+def ratio_spread(num: Timing, den: Timing) -> tuple[float, float, float]:
+    """Per-round ratios num/den of two interleaved Timings: (median, min, max)."""
+    if len(num.samples_ms) != len(den.samples_ms) or not num.samples_ms:
+        raise ValueError("ratio_spread needs two Timings from the same interleaved run (same number of samples)")
+    r = [a / b for a, b in zip(num.samples_ms, den.samples_ms, strict=True)]
+    return statistics.median(r), min(r), max(r)
+
+
+# ----------------------------------------------------------------------------- roofline
+@dataclass(frozen=True)
+class MachineLimits:
+    """What this machine can do at most: memory read bandwidth (bytes/s) and matmul throughput (FLOP/s)."""
+
+    read_bytes_per_s: float
+    matmul_flops_per_s: float
+    threads: int
+    dtype: str = "float32"
+
+    @property
+    def ridge_flops_per_byte(self) -> float:
+        """Arithmetic intensity (FLOPs per byte read) above which compute, not memory, is the limit."""
+        return self.matmul_flops_per_s / self.read_bytes_per_s
+
+    def __str__(self) -> str:
+        return (f"{self.read_bytes_per_s / 1e9:.1f} GB/s read, {self.matmul_flops_per_s / 1e9:.0f} GFLOP/s "
+                f"({self.dtype} matmul), {self.threads} threads")
+
+
+def measure_machine(read_mb: int = 256, matmul_n: int = 1024, repeats: int = 5,
+                    dtype: torch.dtype = torch.float32) -> MachineLimits:
+    """Measure read bandwidth (summing a `read_mb` MB tensor) and peak matmul FLOP/s (n x n @ n x n); best of repeats."""
+    check_positive(read_mb=read_mb, matmul_n=matmul_n, repeats=repeats)
+    x = torch.ones(read_mb * 1_000_000 // torch.finfo(dtype).bits * 8, dtype=dtype)
+    a = torch.randn(matmul_n, matmul_n, dtype=torch.float32).to(dtype)
+    b = torch.randn(matmul_n, matmul_n, dtype=torch.float32).to(dtype)
+    read = time_fn(lambda: x.sum(), warmup=1, repeats=repeats)
+    mm = time_fn(lambda: a @ b, warmup=1, repeats=repeats)
+    bytes_read = x.numel() * x.element_size()
+    return MachineLimits(read_bytes_per_s=bytes_read / (read.min_ms / 1e3),
+                         matmul_flops_per_s=2 * matmul_n ** 3 / (mm.min_ms / 1e3),
+                         threads=torch.get_num_threads(), dtype=str(dtype).removeprefix("torch."))
+
+
+def decode_bound_tokens_per_s(limits: MachineLimits, weight_bytes: float, flops_per_token: float,
+                              batch: int = 1, kv_bytes_per_row: float = 0.0) -> dict:
+    """Roofline bound on greedy-decode throughput: every step reads all weights once (plus each row's KV cache).
+
+    Returns tokens/s allowed by memory (batch x bandwidth / bytes read per step), by compute
+    (FLOP/s / FLOPs per token), the bound (the smaller) and which of the two binds.
+    """
+    check_positive(batch=batch)
+    if weight_bytes <= 0 or flops_per_token <= 0:
+        raise ValueError(f"weight_bytes and flops_per_token must be > 0, got {weight_bytes} and {flops_per_token}")
+    step_bytes = weight_bytes + batch * kv_bytes_per_row
+    memory = batch * limits.read_bytes_per_s / step_bytes
+    compute = limits.matmul_flops_per_s / flops_per_token
+    return {"memory_tokens_per_s": memory, "compute_tokens_per_s": compute, "bound_tokens_per_s": min(memory, compute),
+            "limited_by": "memory" if memory <= compute else "compute",
+            "flops_per_byte": batch * flops_per_token / step_bytes}
+
+
 # ----------------------------------------------------------------------------- memory
 def _rss_bytes() -> int:
     import psutil

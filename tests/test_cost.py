@@ -116,3 +116,36 @@ def test_smollm2_analytic_equals_measured(smollm2):
     shape = cost.TransformerShape.from_config(model.config)
     _, measured = cost.measure_flops(lambda: model(input_ids=torch.ones(2, 24, dtype=torch.long)))
     assert cost.transformer_flops(shape, 2, 24) == measured
+
+
+def test_decode_roofline_bound_by_hand():
+    """10 GB/s and 100 GFLOP/s; 1 GB of weights, 2 GFLOPs per token: memory binds at batch 1, compute at 64."""
+    limits = cost.MachineLimits(read_bytes_per_s=10e9, matmul_flops_per_s=100e9, threads=1)
+    b1 = cost.decode_bound_tokens_per_s(limits, weight_bytes=1e9, flops_per_token=2e9, batch=1)
+    assert b1["memory_tokens_per_s"] == pytest.approx(10.0) and b1["compute_tokens_per_s"] == pytest.approx(50.0)
+    assert b1["bound_tokens_per_s"] == pytest.approx(10.0) and b1["limited_by"] == "memory"
+    b64 = cost.decode_bound_tokens_per_s(limits, weight_bytes=1e9, flops_per_token=2e9, batch=64)
+    assert b64["bound_tokens_per_s"] == pytest.approx(50.0) and b64["limited_by"] == "compute"
+    kv = cost.decode_bound_tokens_per_s(limits, weight_bytes=1e9, flops_per_token=2e9, batch=4, kv_bytes_per_row=0.25e9)
+    assert kv["memory_tokens_per_s"] == pytest.approx(4 * 10e9 / 2e9)   # 4 rows, 2 GB read per step
+    assert limits.ridge_flops_per_byte == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="batch"):
+        cost.decode_bound_tokens_per_s(limits, 1e9, 2e9, batch=0)
+
+
+def test_measure_machine_is_positive_and_fast():
+    limits = cost.measure_machine(read_mb=16, matmul_n=256, repeats=2)
+    assert limits.read_bytes_per_s > 1e8 and limits.matmul_flops_per_s > 1e8 and limits.threads >= 1
+
+
+def test_time_interleaved_runs_in_rounds_and_ratios_pair_rounds():
+    order = []
+    timings = cost.time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                                    warmup=1, repeats=3)
+    assert order == ["a", "b"] * 4                      # one warm-up round, then three timed rounds
+    assert timings["a"].repeats == 3 and len(timings["b"].samples_ms) == 3
+    num = cost.Timing(2.0, 2.0, 6.0, 3, (2.0, 4.0, 6.0))
+    den = cost.Timing(2.0, 1.0, 3.0, 3, (1.0, 2.0, 3.0))
+    assert cost.ratio_spread(num, den) == (2.0, 2.0, 2.0)   # paired by round: 2/1, 4/2, 6/3
+    with pytest.raises(ValueError, match="same interleaved run"):
+        cost.ratio_spread(num, cost.Timing(1.0, 1.0, 1.0, 1, (1.0,)))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cost import measure_flops, peak_memory, time_fn
+from ..cost import measure_flops, peak_memory, ratio_spread, time_fn, time_interleaved
 from .recipes import count_params
 from .tiny import DATA_DIR, RES, TEMPLATES, caption_index, load_into, scheduler
 
@@ -151,3 +151,27 @@ def measure_costs(unet, states: torch.Tensor, steps: int = 20, guidance: float =
     return {"params": count_params(unet), "flops_per_step": flops, "latency_ms": t1.median_ms,
             "latency_spread_ms": t1.spread_ms, f"latency_ms_per_image_b{big_batch}": tb.median_ms / big_batch,
             "work_mb": work_mb, "weights_mb": sum(p.numel() * p.element_size() for p in unet.parameters()) / 1e6}
+
+
+def interleaved_latency(unets: dict, states: torch.Tensor, reference: str = "teacher", steps: int = 20,
+                        guidance: float = 2.0, repeats: int = 5, big_batch: int = 16) -> dict:
+    """Latency of several U-Nets timed in rounds (A, B, A, B ...) and each one's ratio to `reference`.
+
+    Per model: median ms per image at batch 1 and at `big_batch`, and the per-round ratio to the reference
+    as (median, min, max): a difference between two models is real only where their ratio ranges do not overlap.
+    """
+    if reference not in unets:
+        raise ValueError(f"reference {reference!r} is not among the models {sorted(unets)}")
+    out = {name: {} for name in unets}
+    for batch in (1, big_batch):
+        captions = torch.arange(batch) % 30 + 1
+        fns = {name: (lambda u=u, c=captions: sample(u, c, states, seed=0, steps=steps, guidance=guidance))
+               for name, u in unets.items()}
+        timings = time_interleaved(fns, warmup=1, repeats=repeats)
+        for name, t in timings.items():
+            med, lo, hi = ratio_spread(t, timings[reference])
+            out[name][f"ms_per_image_b{batch}"] = t.median_ms / batch
+            out[name][f"latency_ratio_b{batch}"] = med
+            out[name][f"latency_ratio_b{batch}_range"] = (lo, hi)
+            out[name][f"latency_ratio_b{batch}_spread"] = hi - lo
+    return out
