@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from nblib import cost, zoo
+from nblib import cost, measuring, zoo
 
 
 def decode_tokens_per_s(model, batch: int, prompt: int, new: int) -> tuple[float, float]:
@@ -45,14 +45,9 @@ def main() -> None:
     print(f"{args.model}: {zoo.n_params(model):,} params, {torch.get_num_threads()} threads, {zoo.best_device()}")
 
     print("\nFLOPs of one forward (analytic vs torch FlopCounterMode)")
-    print(f"{'batch':>5} {'new':>5} {'past':>5} {'measured GFLOPs':>16} {'analytic GFLOPs':>16} {'ratio':>7}")
-    ratios = []
-    for b, t, p in [(1, 128, 0), (8, 32, 0), (1, 1, 256), (8, 1, 64)]:
-        past = model(input_ids=torch.ones(b, p, dtype=torch.long)).cache if p else None
-        _, measured = cost.measure_flops(lambda: model(input_ids=torch.ones(b, t, dtype=torch.long), cache=past))
-        analytic = cost.transformer_flops(shape, b, t, past=p)
-        ratios.append(analytic / measured)
-        print(f"{b:>5} {t:>5} {p:>5} {measured / 1e9:>16.3f} {analytic / 1e9:>16.3f} {analytic / measured:>7.4f}")
+    check = measuring.flops_check(model)
+    print(check.to_string(index=False, float_format=lambda v: f"{v:,.4f}"))
+    ratios = list(check["analytic / measured"])
 
     print("\nGreedy decode with the KV cache (median of repeats, after one warm-up)")
     decode_tokens_per_s(model, 1, args.prompt, 4)  # warm-up
@@ -65,7 +60,7 @@ def main() -> None:
     print(f"batch 8 / batch 1 throughput: {result[8] / result[1]:.2f}x")
 
     limits = cost.measure_machine()
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    weight_bytes = measuring.weight_bytes(model)
     per_token = cost.transformer_flops(shape, 1, 1, past=args.prompt + args.tokens // 2)
     print(f"\nRoofline: {limits}; weights {weight_bytes / 1e6:,.0f} MB, {per_token / 1e9:.3f} GFLOPs per token")
     bounds = {}

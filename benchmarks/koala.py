@@ -50,7 +50,7 @@ def main() -> None:
             print(f"  skip {name}: {e}")
             continue
         unets[name] = unet
-        c = koala.metrics.measure_costs(unet, states, steps=args.steps, repeats=1)
+        c = koala.metrics.measure_costs(unet, states, steps=args.steps, time_it=False)
         q = koala.metrics.evaluate(unet, clf, states, data["test_x"], n=args.n, steps=args.steps)
         rows[name] = {**c, "caption_acc": q["caption_acc"], "fd": q["fd"]}
     # latency: every model timed in rounds (teacher, student 1, student 2, ...), ratios paired by round

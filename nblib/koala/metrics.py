@@ -6,6 +6,7 @@ Frechet distance is measured in the classifier's feature space.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,23 +135,27 @@ def load_classifier(data_dir: str | Path | None = None) -> DigitClassifier:
 
 
 def measure_costs(unet, states: torch.Tensor, steps: int = 20, guidance: float = 2.0, repeats: int = 3,
-                  big_batch: int = 16) -> dict:
+                  big_batch: int = 16, time_it: bool = True) -> dict:
     """Params, FLOPs per denoising step (CFG: two forwards), latency per image and working memory.
 
     Latency is measured for one image (batch 1: per-module overhead dominates on a CPU) and per
-    image within a batch of `big_batch` (closer to the FLOP ratio).
+    image within a batch of `big_batch` (closer to the FLOP ratio). `time_it=False` skips it: to compare
+    models, time them together with `interleaved_latency`.
     """
     x = torch.zeros(2 if guidance != 1.0 else 1, 1, RES, RES)
     ehs = states[torch.tensor([0, 1])] if guidance != 1.0 else states[torch.tensor([1])]
     _, flops = measure_flops(lambda: unet(x, torch.tensor(500), ehs))
     one = lambda: sample(unet, torch.tensor([1]), states, seed=0, steps=steps, guidance=guidance)
     many = lambda: sample(unet, torch.arange(big_batch) % 30 + 1, states, seed=0, steps=steps, guidance=guidance)
-    t1 = time_fn(one, warmup=1, repeats=repeats)
-    tb = time_fn(many, warmup=0, repeats=max(1, repeats // 2))
     _, work_mb, _ = peak_memory(one)
-    return {"params": count_params(unet), "flops_per_step": flops, "latency_ms": t1.median_ms,
-            "latency_spread_ms": t1.spread_ms, f"latency_ms_per_image_b{big_batch}": tb.median_ms / big_batch,
-            "work_mb": work_mb, "weights_mb": sum(p.numel() * p.element_size() for p in unet.parameters()) / 1e6}
+    out = {"params": count_params(unet), "flops_per_step": flops, "work_mb": work_mb,
+           "weights_mb": sum(p.numel() * p.element_size() for p in unet.parameters()) / 1e6}
+    if time_it:
+        t1 = time_fn(one, warmup=1, repeats=repeats)
+        tb = time_fn(many, warmup=0, repeats=max(1, repeats // 2))
+        out.update({"latency_ms": t1.median_ms, "latency_spread_ms": t1.spread_ms,
+                    f"latency_ms_per_image_b{big_batch}": tb.median_ms / big_batch})
+    return out
 
 
 def interleaved_latency(unets: dict, states: torch.Tensor, reference: str = "teacher", steps: int = 20,
@@ -175,3 +180,72 @@ def interleaved_latency(unets: dict, states: torch.Tensor, reference: str = "tea
             out[name][f"latency_ratio_b{batch}_range"] = (lo, hi)
             out[name][f"latency_ratio_b{batch}_spread"] = hi - lo
     return out
+
+
+def accuracy_interval(acc: float, n: int, level: float = 0.95, n_boot: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of an accuracy measured on n items (resampling its n right/wrong outcomes)."""
+    if n < 1 or not 0 <= acc <= 1 or not 0 < level < 1:
+        raise ValueError(f"need n >= 1, 0 <= acc <= 1 and 0 < level < 1, got n={n}, acc={acc}, level={level}")
+    draws = np.random.default_rng(seed).binomial(n, acc, size=n_boot) / n
+    return tuple(float(q) for q in np.quantile(draws, [(1 - level) / 2, (1 + level) / 2]))
+
+
+def accuracy_gap_interval(acc_a: float, acc_b: float, n: int, level: float = 0.95, n_boot: int = 4000,
+                          seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of acc_a - acc_b, each measured on n items (resampled independently: conservative)."""
+    if n < 1 or not (0 <= acc_a <= 1 and 0 <= acc_b <= 1):
+        raise ValueError(f"need n >= 1 and accuracies in [0, 1], got n={n}, {acc_a}, {acc_b}")
+    rng = np.random.default_rng(seed)
+    gap = (rng.binomial(n, acc_a, size=n_boot) - rng.binomial(n, acc_b, size=n_boot)) / n
+    return tuple(float(q) for q in np.quantile(gap, [(1 - level) / 2, (1 + level) / 2]))
+
+
+def _range_text(median: float, lo: float, hi: float, digits: int = 2) -> str:
+    return f"{median:.{digits}f} [{lo:.{digits}f}-{hi:.{digits}f}]"
+
+
+def cost_quality_table(costs: dict, quality: dict, latency: dict, reference: str = "teacher") -> "Any":
+    """One row per model: params, FLOPs, interleaved latency ratios with their range, memory, accuracy with its interval."""
+    import pandas as pd
+
+    rows = {}
+    for name, c in costs.items():
+        q, lat = quality[name], latency[name]
+        lo, hi = accuracy_interval(q["caption_acc"], q["n"])
+        rows[name] = {"params": int(c["params"]), "MFLOPs/step": c["flops_per_step"] / 1e6,
+                      "ms/image b1": lat["ms_per_image_b1"],
+                      "vs teacher b1": _range_text(lat["latency_ratio_b1"], *lat["latency_ratio_b1_range"]),
+                      "ms/image b16": lat["ms_per_image_b16"],
+                      "vs teacher b16": _range_text(lat["latency_ratio_b16"], *lat["latency_ratio_b16_range"]),
+                      "work MB": c["work_mb"],
+                      "caption acc [95 %]": _range_text(q["caption_acc"], lo, hi),
+                      "acc vs teacher": q["caption_acc"] / max(quality[reference]["caption_acc"], 1e-9),
+                      "FD": q["fd"]}
+    return pd.DataFrame(rows).T.astype({"params": int, "MFLOPs/step": float, "ms/image b1": float,
+                                        "ms/image b16": float, "work MB": float, "acc vs teacher": float,
+                                        "FD": float})
+
+
+def ablation_table(results: dict) -> "Any":
+    """The training script's equal-steps ablation (results.json): recipe, feature KD, steps, accuracy, FD per model."""
+    import pandas as pd
+
+    rows = {name: {"recipe": s["recipe"], "feature KD": s["features"], "steps": int(s["config"]["steps"]),
+                   "images": int(results["eval"][name]["n"]), "caption acc": results["eval"][name]["caption_acc"],
+                   "FD": results["eval"][name]["fd"]} for name, s in results["students"].items()}
+    t = results["eval"]["teacher"]
+    rows["teacher"] = {"recipe": "teacher", "feature KD": "-", "steps": int(results["teacher"]["steps"]),
+                       "images": int(t["n"]), "caption acc": t["caption_acc"], "FD": t["fd"]}
+    return pd.DataFrame(rows).T.astype({"steps": int, "images": int, "caption acc": float, "FD": float})
+
+
+def compare_students(results: dict, a: str, b: str, level: float = 0.95) -> str:
+    """A sentence comparing two evaluated models' caption accuracy with its bootstrap interval, and their FD."""
+    ea, eb = results["eval"][a], results["eval"][b]
+    n = min(int(ea["n"]), int(eb["n"]))
+    lo, hi = accuracy_gap_interval(ea["caption_acc"], eb["caption_acc"], n, level=level)
+    gap = ea["caption_acc"] - eb["caption_acc"]
+    verdict = ("higher" if lo > 0 else "lower" if hi < 0 else "not distinguishable at this sample size")
+    return (f"{a} vs {b}: caption accuracy {ea['caption_acc']:.3f} vs {eb['caption_acc']:.3f}, gap {gap:+.3f} "
+            f"({level:.0%} bootstrap interval {lo:+.3f} to {hi:+.3f}, {n:,} images each): {verdict}; "
+            f"FD {ea['fd']:.2f} vs {eb['fd']:.2f} (lower is better)")

@@ -16,11 +16,15 @@ from . import costs as C
 from . import recipes as K
 
 
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.3, "alpha": 0.85}   # text stays readable on the U
+DX, DY = 1.6, 1.7   # spacing of the stage boxes (data units; the largest box side is 1.3)
+
+
 def _positions(n: int) -> dict:
     """x, y of every stage box in a U: encoder down the left, mid at the bottom, decoder up the right."""
-    pos = {f"DW-{i + 1}": (i, n - i) for i in range(n)}
-    pos["Mid"] = (n, 0.2)
-    pos.update({f"UP-{i + 1}": (n + 1 + i, 1 + i) for i in range(n)})
+    pos = {f"DW-{i + 1}": (DX * i, DY * (n - i)) for i in range(n)}
+    pos["Mid"] = (DX * n, 0.0)
+    pos.update({f"UP-{i + 1}": (DX * (n + 1 + i), DY * (1 + i)) for i in range(n)})
     return pos
 
 
@@ -41,11 +45,16 @@ class UDiagram:
         for stage, (x, y) in self.pos.items():
             color = lowest if stage in (f"DW-{n}", "Mid", "UP-1") else other
             self.boxes[stage] = ax.add_patch(Rectangle((x, y), 0, 0, color=color, alpha=0.75, zorder=1))
-            self.names[stage] = ax.text(x, y + 0.6, stage, ha="center", va="bottom", fontsize="x-small")
-            self.counts[stage] = ax.text(x, y - 0.6, "", ha="center", va="top", fontsize="x-small", color="0.25")
+            # names above the box, counts below it (the mid block: both below, clear of DW-n and UP-1)
+            self.names[stage] = ax.text(x, y, stage, ha="center", va="top" if stage == "Mid" else "bottom",
+                                        fontsize="small", bbox=LABEL_BOX)
+            self.counts[stage] = ax.text(x, y, "", ha="center", va="top", fontsize="small", color="0.25",
+                                         bbox=LABEL_BOX)
+            if not dynamic_names:
+                self.names[stage].set_y(y - 0.75 - 0.5 if stage == "Mid" else y + 0.75)
         self.title = ax.set_title("")
-        ax.set_xlim(-0.8, 2 * n + 0.8)
-        ax.set_ylim(-0.9, n + 1.7)
+        ax.set_xlim(-0.9, DX * 2 * n + 0.9)
+        ax.set_ylim(-2.0, DY * n + 1.3)
         ax.set_aspect("equal")
         ax.axis("off")
 
@@ -56,7 +65,11 @@ class UDiagram:
             p = max(costs[stage]["params"], 0)
             side = 1.3 * np.sqrt(p / self.scale)
             self.boxes[stage].set_bounds(x - side / 2, y - side / 2, side, side)
-            self.counts[stage].set_text(f"{p / 1e6:,.0f} M" if p >= 1e6 else f"{p / 1e3:,.0f} k")
+            gap = max(side / 2, 0.08) + 0.1
+            self.counts[stage].set_text("removed" if p == 0 else f"{p / 1e6:,.0f} M" if p >= 1e6 else f"{p / 1e3:,.0f} k")
+            self.counts[stage].set_y(y - gap)
+            if self.dynamic_names:   # a panel's names are static artists: they sit clear of the largest box
+                self.names[stage].set_y(y - gap - 0.5 if stage == "Mid" else y + gap)
         if self.dynamic_names:
             summary = (layout or K.derive(self.table.config, K.Recipe())[1]).summary()
             for stage, t in self.names.items():
@@ -107,7 +120,9 @@ class RecipePanel(SliderPanel):
                                        description=f"{key} depth", style={"description_width": "80px"})
                       for key, d in self.teacher_depth.items()}
         self.blocks = {s: W.Checkbox(value=init[f"drop_{s + 1}"], indent=False,
-                                     description=f"BK: drop 2nd block of DW-{s + 1} + middle of UP-{self.n - s}")
+                                     description=f"BK removal in DW-{s + 1} and UP-{self.n - s}",
+                                     tooltip=f"drop the 2nd block of DW-{s + 1} and the middle block of UP-{self.n - s}",
+                                     style={"description_width": "initial"}, layout=W.Layout(width="auto"))
                        for s in range(self.n)}
         super().__init__({**{_depth_name(k): w for k, w in self.depth.items()},
                           **{f"drop_{s + 1}": w for s, w in self.blocks.items()}})
@@ -184,3 +199,26 @@ class RecipePanel(SliderPanel):
 
 def _depth_name(stage: str) -> str:
     return "depth_" + stage.lower().replace("-", "_")
+
+
+def sample_grid(models: dict, names: list, states, steps: int = 20, guidance: float = 2.0, seed: int = 0) -> Figure:
+    """One row per model, one column per digit zero..nine: the same captions and starting noise in every row."""
+    import torch
+
+    from . import metrics, tiny
+
+    caps = tiny.caption_index(torch.arange(10), torch.zeros(10, dtype=torch.long))
+    with style.context():
+        fig = Figure(figsize=(10, 1.15 * len(names) + 0.3), dpi=90)
+        axes = np.atleast_2d(fig.subplots(len(names), 10))
+        for r, name in enumerate(names):
+            imgs = metrics.sample(models[name][0], caps, states, seed=seed, steps=steps, guidance=guidance)
+            for c in range(10):
+                axes[r, c].imshow(imgs[c, 0], cmap="gray_r", vmin=-1, vmax=1)
+                axes[r, c].set_xticks([])
+                axes[r, c].set_yticks([])
+            axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize="small")
+        for c in range(10):
+            axes[0, c].set_title(tiny.WORDS[c], fontsize="small")
+        fig.tight_layout()
+    return fig

@@ -5,15 +5,19 @@ Notebook 00's sections and where their code lives:
 - analytic vs measured FLOPs, the ledger                 -> `nblib.cost` (shared by every notebook)
 - prefill vs decode; the (batch x prompt length) sweep    -> `sweep` (prefill_vs_decode, run_sweep, predict)
 - the sweep's figures                                     -> `figures` (sweep_figure, bar_figure)
+- the roofline: this machine's limits and the decode bound -> `sweep` (decode_roofline, weight_bytes; limits
+                                                             measured by `nblib.cost.measure_machine`), `figures`
 - the cost slider panel                                   -> `panel` (CostPanel)
 
 The notebook imports this one package: `from nblib import measuring` -> `measuring.run_sweep(...)`,
 `measuring.CostPanel(grid)`.
 """
 from . import figures, panel, sweep
-from .figures import bar_figure, sweep_figure
+from .figures import bar_figure, roofline_figure, sweep_figure
 from .panel import CostPanel
-from .sweep import SweepConfig, kv_cache_mb, measure_point, predict, prefill_vs_decode, run_sweep
+from .sweep import (SweepConfig, decode_roofline, flops_check, kv_cache_mb, measure_point, predict, prefill_vs_decode,
+                    run_sweep, weight_bytes)
 
-__all__ = ["figures", "panel", "sweep", "bar_figure", "sweep_figure", "CostPanel", "SweepConfig", "kv_cache_mb",
-           "measure_point", "predict", "prefill_vs_decode", "run_sweep"]
+__all__ = ["figures", "panel", "sweep", "bar_figure", "roofline_figure", "sweep_figure", "CostPanel", "SweepConfig",
+           "decode_roofline", "flops_check", "kv_cache_mb", "measure_point", "predict", "prefill_vs_decode", "run_sweep",
+           "weight_bytes"]

@@ -38,3 +38,33 @@ def bar_figure(labels, values, ylabel: str, title: str, colors=None):
         ax.grid(axis="x", visible=False)
         fig.tight_layout()
     return fig
+
+
+def roofline_figure(roof, limits, prefill=None):
+    """The roofline (FLOP/s against FLOPs per byte read, log-log) with the measured decode (and prefill) points."""
+    import numpy as np
+
+    with style.context():
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        lo = min(0.1, float(roof["FLOPs / byte"].min()) / 2)
+        hi = max(limits.ridge_flops_per_byte * 20, float(roof["FLOPs / byte"].max()) * 2)
+        x = np.geomspace(lo, hi, 200)
+        ax.plot(x, np.minimum(limits.matmul_flops_per_s, limits.read_bytes_per_s * x) / 1e9, "k-", lw=1.5,
+                label=f"bound: {limits.read_bytes_per_s / 1e9:.0f} GB/s x intensity, capped at "
+                      f"{limits.matmul_flops_per_s / 1e9:.0f} GFLOP/s")
+        for ctx, g in roof.groupby("context"):
+            ax.plot(g["FLOPs / byte"], g["achieved GFLOP/s"], marker="o", label=f"decode step, context {ctx}")
+            if ctx == roof["context"].min():      # batch labels once, on the shortest context's points
+                for b, xv, yv in zip(g["batch"], g["FLOPs / byte"], g["achieved GFLOP/s"], strict=True):
+                    ax.annotate(f"batch {b}", (xv, yv), textcoords="offset points", xytext=(-8, 8),
+                                fontsize="x-small", ha="right")
+        if prefill is not None:
+            ax.plot(prefill["FLOPs / byte"], prefill["achieved GFLOP/s"], "s", color="0.4", label="prefill")
+        ax.axvline(limits.ridge_flops_per_byte, color="0.6", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        style.label_axes(ax, "arithmetic intensity (FLOPs per byte read)", "achieved GFLOP/s",
+                         "decode at batch 1 sits far left: memory-bound")
+        style.legend_if_many(ax, fontsize="x-small", loc="lower right")
+        fig.tight_layout()
+    return fig

@@ -136,3 +136,51 @@ def prefill_vs_decode(model, tokens: int = 64, batch: int = 1, repeats: int = 3,
     ledger.measure(f"decode: {tokens} forwards x 1 tok", decode, repeats=max(1, repeats // 2), device=dev,
                    completion_tokens=batch * tokens, calls=tokens)
     return ledger
+
+
+FLOPS_CHECK_CASES = ((1, 32, 0), (4, 128, 0), (2, 1, 128), (4, 1, 256))   # (batch, new tokens, past tokens)
+
+
+def flops_check(model, cases=FLOPS_CHECK_CASES):
+    """Analytic vs measured FLOPs of one forward for each (batch, new tokens, past tokens): a DataFrame."""
+    import pandas as pd
+
+    shape = cost.TransformerShape.from_config(model.config)
+    dev = next(model.parameters()).device
+    rows = []
+    with torch.no_grad():
+        for b, t, p in cases:
+            cost.check_positive(batch=b, new_tokens=t)
+            past = model(input_ids=torch.ones(b, p, dtype=torch.long, device=dev)).cache if p else None
+            ids = torch.ones(b, t, dtype=torch.long, device=dev)
+            measured = cost.measure_flops(lambda ids=ids, past=past: model(input_ids=ids, cache=past))[1]
+            analytic = cost.transformer_flops(shape, b, t, past=p)
+            rows.append({"batch": b, "new tok": t, "past tok": p, "measured GFLOPs": measured / 1e9,
+                         "analytic GFLOPs": analytic / 1e9, "analytic / measured": analytic / measured})
+    return pd.DataFrame(rows)
+
+
+def weight_bytes(model) -> int:
+    """Bytes of the model's parameters: what one decode step must read from memory at least once."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def decode_roofline(sweep, limits: cost.MachineLimits, weights: int):
+    """Per grid point of a sweep: measured decode tokens/s against the roofline bound, and the share reached.
+
+    One decode step reads every weight once plus the batch's KV cache (`kv_mb_per_token` x context), and does
+    `decode_flops`; the bound is the smaller of bandwidth / bytes and peak FLOP/s / FLOPs (times the batch).
+    """
+    import pandas as pd
+
+    rows = []
+    for r in sweep.itertuples():
+        kv_row = r.kv_mb_per_token * 1e6 * (r.seq + 1) / r.batch            # bytes of one row's KV cache
+        per_token = r.decode_flops / r.batch
+        b = cost.decode_bound_tokens_per_s(limits, weights, per_token, batch=int(r.batch), kv_bytes_per_row=kv_row)
+        measured = r.batch / (r.decode_ms / 1e3)
+        rows.append({"batch": int(r.batch), "context": int(r.seq), "measured tok/s": measured,
+                     "bound tok/s": b["bound_tokens_per_s"], "limited by": b["limited_by"],
+                     "share of bound": measured / b["bound_tokens_per_s"], "FLOPs / byte": b["flops_per_byte"],
+                     "achieved GFLOP/s": r.decode_flops / (r.decode_ms / 1e3) / 1e9})
+    return pd.DataFrame(rows)

@@ -14,8 +14,8 @@ STEER, HierRouter and C3PO import this package: `taskworld.load_model("large")`,
 """
 from . import generation, metrics, models, problems, traces, training
 from .generation import Generation, generate, solve
-from .metrics import (accuracy, accuracy_by_steps, external_accuracy, flops_per_token, specialist_matrix,
-                      step_accuracy, step_auroc)
+from .metrics import (accuracy, accuracy_by_steps, calibration_table, external_accuracy, flops_per_token,
+                      specialist_matrix, step_accuracy, step_auroc)
 from .models import (LADDER, SPECIALISTS, CheckpointMismatch, UnknownModel, available_models, decode, encode,
                      load_model, model_info, prompt_of)
 from .problems import MalformedProblem, Problem, ProblemsExhausted, TaskConfig, load_bigbench, parse_problem
@@ -23,7 +23,7 @@ from .traces import ProblemTrace, StepTrace, trace, trace_frame
 
 __all__ = [
     "generation", "metrics", "models", "problems", "traces", "training",
-    "Generation", "generate", "solve", "accuracy", "accuracy_by_steps", "external_accuracy", "flops_per_token",
+    "Generation", "generate", "solve", "accuracy", "accuracy_by_steps", "calibration_table", "external_accuracy", "flops_per_token",
     "specialist_matrix", "step_accuracy", "step_auroc", "LADDER", "SPECIALISTS", "CheckpointMismatch",
     "UnknownModel", "available_models", "decode", "encode", "load_model", "model_info", "prompt_of",
     "MalformedProblem", "Problem", "ProblemsExhausted", "TaskConfig", "load_bigbench", "parse_problem", "ProblemTrace", "StepTrace",

@@ -50,6 +50,18 @@ def step_auroc(traces: Sequence[ProblemTrace], include_answer: bool = False) -> 
     return float(roc_auc_score(ys, cs))
 
 
+def calibration_table(steps, n_bins: int = 10, score: str = "confidence", outcome: str = "valid"):
+    """Bin steps (a trace_frame) by `score` into n_bins equal-width bins on [0, 1]: mean score, share right, count."""
+    import pandas as pd
+
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    if len(steps) == 0:
+        raise ValueError("calibration needs at least one step")
+    bins = pd.cut(steps[score], np.linspace(0, 1, n_bins + 1), include_lowest=True)
+    return steps.groupby(bins, observed=True).agg(confidence=(score, "mean"), right=(outcome, "mean"),
+                                                  steps=(outcome, "size"))
+
 
 def flops_per_token(model, past: int = 32) -> tuple[int, int]:
     """(analytic, measured) FLOPs of generating one token after `past` cached tokens (batch 1)."""

@@ -205,3 +205,28 @@ def test_measure_costs_sees_the_student_is_cheaper(teacher):
     assert 0 < cs["flops_per_step"] < ct["flops_per_step"] and cs["params"] < ct["params"]
     assert ct["latency_ms"] > 0 and ct["latency_ms_per_image_b4"] > 0
     assert ct["weights_mb"] == pytest.approx(koala.count_params(teacher) * 4 / 1e6)
+
+
+def test_interleaved_latency_pairs_every_model_with_the_teacher(teacher):
+    student, _ = small(koala.tiny.TINY_RECIPES["KOALA-nomid"])
+    states = torch.randn(len(koala.tiny.captions()), 5, 24)
+    lat = koala.metrics.interleaved_latency({"teacher": teacher, "student": student}, states, steps=1, repeats=2,
+                                            big_batch=2)
+    assert lat["teacher"]["latency_ratio_b1"] == 1.0 and lat["teacher"]["latency_ratio_b2_spread"] == 0.0
+    lo, hi = lat["student"]["latency_ratio_b1_range"]
+    assert 0 < lo <= lat["student"]["latency_ratio_b1"] <= hi
+    with pytest.raises(ValueError, match="reference"):
+        koala.metrics.interleaved_latency({"student": student}, states, steps=1, repeats=1)
+
+
+def test_accuracy_intervals_cover_the_estimate_and_shrink_with_n():
+    lo, hi = koala.metrics.accuracy_interval(0.9, 100)
+    assert lo < 0.9 < hi and hi - lo > 0.05
+    lo2, hi2 = koala.metrics.accuracy_interval(0.9, 10_000)
+    assert hi2 - lo2 < (hi - lo) / 5
+    g_lo, g_hi = koala.metrics.accuracy_gap_interval(0.994, 0.990, 1000)   # 4 images in 1,000: not a difference
+    assert g_lo < 0 < g_hi
+    g_lo, g_hi = koala.metrics.accuracy_gap_interval(0.99, 0.80, 1000)
+    assert g_lo > 0
+    with pytest.raises(ValueError):
+        koala.metrics.accuracy_interval(1.2, 10)

@@ -81,3 +81,22 @@ def test_prefill_vs_decode_same_tokens(tiny_model):
     assert pre.completion_tokens == dec.completion_tokens == 8 and dec.calls == 8
     # same matmuls except attention (full square vs triangle): within a few percent
     assert abs(dec.flops / pre.flops - 1) < 0.05
+
+
+def test_decode_roofline_matches_a_hand_count(grid, tiny_model):
+    limits = cost.MachineLimits(read_bytes_per_s=1e9, matmul_flops_per_s=1e12, threads=1)
+    weights = measuring.weight_bytes(tiny_model)
+    assert weights == sum(p.numel() * 4 for p in tiny_model.parameters())      # fp32
+    roof = measuring.decode_roofline(grid, limits, weights)
+    r, g = roof.iloc[0], grid.iloc[0]
+    kv_bytes = g["kv_mb_per_token"] * 1e6 * (g["seq"] + 1)                      # the whole batch's KV cache
+    assert r["bound tok/s"] == pytest.approx(g["batch"] * 1e9 / (weights + kv_bytes))   # memory binds here
+    assert r["limited by"] == "memory"
+    assert r["measured tok/s"] == pytest.approx(g["batch"] / (g["decode_ms"] / 1e3))
+    fig = measuring.roofline_figure(roof, limits)
+    assert len(fig.axes) == 1
+
+
+def test_flops_check_formula_equals_the_counter(tiny_model):
+    table = measuring.flops_check(tiny_model, cases=((1, 8, 0), (2, 1, 8)))
+    assert list(table["analytic / measured"].round(6)) == [1.0, 1.0]

@@ -161,3 +161,16 @@ def test_committed_checkpoints_match_the_training_script():
     assert set(mod.SPECS) == set(ALL)
     for n, s in mod.SPECS.items():
         assert json.loads(json.dumps(taskworld.training.to_plain(s))) == taskworld.model_info(n)["spec"], n
+
+
+def test_calibration_table_bins_by_confidence():
+    import pandas as pd
+
+    from nblib.taskworld import calibration_table
+
+    steps = pd.DataFrame({"confidence": [0.05, 0.15, 0.95, 0.99, 0.91], "valid": [False, True, True, True, False]})
+    t = calibration_table(steps, n_bins=10)
+    assert list(t["steps"]) == [1, 1, 3]                 # three non-empty bins: [0, .1], (.1, .2], (.9, 1]
+    assert t["right"].iloc[-1] == pytest.approx(2 / 3) and t["confidence"].iloc[0] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="n_bins"):
+        calibration_table(steps, n_bins=0)
