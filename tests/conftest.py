@@ -74,3 +74,44 @@ def stop_process():
 def make_tiny_llama():
     """make_tiny_llama(layers, d, heads, kv_heads, ff, vocab, seed): a random-init LlamaForCausalLM."""
     return tiny_llama
+
+
+@pytest.fixture(scope="module")
+def served_smollm2(stop_process):
+    """`transformers serve` on 127.0.0.1 with the embedded model: yields its base URL; stopped by its PID afterwards."""
+    import socket
+    import sys
+    import time
+    from pathlib import Path
+
+    import requests
+
+    from nblib import zoo
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = Path(sys.executable).parent / "transformers"
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"serve-{port}.log", "wb")
+    proc = subprocess.Popen([str(exe), "serve", str(zoo.smollm2_folder()), "--host", "127.0.0.1", "--port", str(port),
+                             "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"transformers serve exited with {proc.returncode}; see {log.name}")
+            try:
+                if requests.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transformers serve did not start in 180 s; see {log.name}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        stop_process(proc)
+        log.close()

@@ -1,13 +1,7 @@
 """One protocol for language models: local transformers and an OpenAI-compatible server."""
-import os
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-import requests
 import torch
 
 from nblib import llm
@@ -107,39 +101,6 @@ def test_smollm2_answers_a_chat_question(smollm2):
     lm = llm.LocalLLM(*smollm2, name="smollm2")
     g = lm.generate([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=12)
     assert "Paris" in g.text and all(lp <= 0 for lp in g.logprobs)
-
-
-@pytest.fixture(scope="module")
-def served_smollm2(stop_process):
-    """`transformers serve` on 127.0.0.1 with the embedded model; stopped by its PID afterwards."""
-    from nblib import zoo
-
-    folder = zoo.smollm2_folder()
-    port = _free_port()
-    exe = Path(sys.executable).parent / "transformers"
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"serve-{port}.log", "wb")
-    proc = subprocess.Popen([str(exe), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port),
-                             "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"transformers serve exited with {proc.returncode}; see {log.name}")
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"transformers serve did not start in 180 s; see {log.name}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        stop_process(proc)
-        log.close()
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_selective_lwe_over_transformers_serve(served_smollm2, tmp_path):
-    lm = llm.connect(served_smollm2)
+    lm = llm.connect(served_smollm2 + "/v1")
     cases = lwe.stream(lwe.load("hhh"), n=2)
     cfg = lwe.JudgeConfig(batch_size=2, rubric_tokens=16, judge_tokens=12, feedback_tokens=12, update_tokens=24)
     store = lwe.ResponseStore(tmp_path / "store.jsonl")
