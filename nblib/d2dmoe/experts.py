@@ -56,17 +56,10 @@ def balanced_kmeans(rows: np.ndarray, n_clusters: int, seed: int = 0, rounds: in
     return labels
 
 
-@dataclass
-class Experts:
-    """An FFN split into E experts of size s: stacked per-expert weights, the permutation, and b_out."""
+class ExpertShape:
+    """E, s and d read from stacked expert weights `w_in` (E, s, d): shared by `Experts` and `moe.MoEFFN`."""
 
-    w_in: torch.Tensor  # (E, s, d)
-    b_in: torch.Tensor | None  # (E, s)
-    w_gate: torch.Tensor | None  # (E, s, d)
-    w_out: torch.Tensor  # (E, s, d): expert e's columns of W_out, transposed (rows of h -> output)
-    b_out: torch.Tensor | None  # (d,): added once, outside the experts
-    act: str
-    neurons: torch.Tensor  # (E, s) the original hidden-neuron ids of each expert
+    w_in: torch.Tensor
 
     @property
     def n_experts(self) -> int:
@@ -82,6 +75,20 @@ class Experts:
     def d(self) -> int:
         """Model width."""
         return self.w_in.shape[2]
+
+
+@dataclass
+class Experts(ExpertShape):
+    """An FFN split into E experts of size s: stacked per-expert weights, the permutation, and b_out."""
+
+    w_in: torch.Tensor  # (E, s, d)
+    b_in: torch.Tensor | None  # (E, s)
+    w_gate: torch.Tensor | None  # (E, s, d)
+    w_out: torch.Tensor  # (E, s, d): expert e's columns of W_out, transposed (rows of h -> output)
+    b_out: torch.Tensor | None  # (d,): added once, outside the experts
+    act: str
+    neurons: torch.Tensor  # (E, s) the original hidden-neuron ids of each expert
+
 
 
 def split_experts(ffn: FFNWeights, n_experts: int, seed: int = 0) -> Experts:

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from .experts import Experts
+from .experts import Experts, ExpertShape
 from .ffn import ACTIVATIONS
 
 MODES = ("all", "dynk", "topk", "oracle")
@@ -76,7 +76,7 @@ class Router(nn.Module):
         return 2 * self.fc1.in_features * self.fc1.out_features + 2 * self.fc2.in_features * self.fc2.out_features
 
 
-class MoEFFN(nn.Module):
+class MoEFFN(nn.Module, ExpertShape):
     """A dense FFN converted into experts, executed per token by a routing rule (mode/tau/k), with usage stats."""
 
     def __init__(self, experts: Experts, router: Router | None = None, mode: str = "all", tau: float = 0.0,
@@ -97,21 +97,6 @@ class MoEFFN(nn.Module):
         self.capture = False
 
     # ------------------------------------------------------------------ configuration
-    @property
-    def n_experts(self) -> int:
-        """Number of experts."""
-        return self.w_in.shape[0]
-
-    @property
-    def size(self) -> int:
-        """Neurons per expert."""
-        return self.w_in.shape[1]
-
-    @property
-    def d(self) -> int:
-        """Model width."""
-        return self.w_in.shape[2]
-
     def set_rule(self, mode: str, tau: float | None = None, k: int | None = None, impl: str | None = None) -> None:
         """Choose the routing rule: 'all' (every expert), 'dynk' (tau), 'topk' (k), 'oracle' (true norms, tau)."""
         if mode not in MODES:
