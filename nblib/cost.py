@@ -248,7 +248,7 @@ def measure_machine(read_mb: int = 256, matmul_n: int = 1024, repeats: int = 5,
                     dtype: torch.dtype = torch.float32) -> MachineLimits:
     """Measure read bandwidth (summing a `read_mb` MB tensor) and peak matmul FLOP/s (n x n @ n x n); best of repeats."""
     check_positive(read_mb=read_mb, matmul_n=matmul_n, repeats=repeats)
-    x = torch.ones(read_mb * 1_000_000 // torch.finfo(dtype).bits * 8, dtype=dtype)
+    x = torch.ones(read_mb * 1_000_000 // torch.empty((), dtype=dtype).element_size(), dtype=dtype)   # read_mb MB
     a = torch.randn(matmul_n, matmul_n, dtype=torch.float32).to(dtype)
     b = torch.randn(matmul_n, matmul_n, dtype=torch.float32).to(dtype)
     read = time_fn(lambda: x.sum(), warmup=1, repeats=repeats)
