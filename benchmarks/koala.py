@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nblib import koala  # noqa: E402
 
-STUDENTS = ["KOALA:sa+lf@ends", "KOALA:lf", "KOALA:none", "BK:lf", "KOALA-nomid:sa+lf@ends"]
+STUDENTS = ["KOALA:sa+lf@ends", "KOALA:lf", "KOALA:none", "BK:lf", "KOALA-nomid:sa+lf@ends", "KOALA-T1:sa+lf@ends"]
 
 
 def main() -> None:
@@ -96,6 +96,12 @@ def main() -> None:
                               "caption_acc_retained": round(rows[name]["caption_acc"] / max(t["caption_acc"], 1e-9), 4),
                               "flop_ratio": round(rows[name]["flops_per_step"] / t["flops_per_step"], 4)}
                        for name in STUDENTS if name in rows}
+    for r in out["students"].values():
+        r["meets_goal"] = bool(r["caption_acc_retained"] >= 0.9 and r["latency_ratio_b1"] <= 0.5
+                               and r["latency_ratio_b16"] <= 0.5)
+    out["goal_students"] = [name for name, r in out["students"].items() if r["meets_goal"]]
+    print(f"students at <= 50 % of the teacher's latency at batch 1 and 16 with >= 90 % of its caption accuracy: "
+          f"{', '.join(out['goal_students']) or 'none'}")
     main_student = STUDENTS[0]
     if main_student in rows:
         s = rows[main_student]

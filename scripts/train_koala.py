@@ -9,7 +9,7 @@ Steps (each can be run alone; `all` runs them in order):
               data/koala/mnist_subset.npz
   teacher     train the SDXL-shaped tiny teacher from scratch -> teacher.safetensors
   classifier  train the caption classifier on the real digits -> classifier.safetensors
-  students    derive BK / KOALA / KOALA-nomid students from the teacher, initialise them
+  students    derive BK / KOALA / KOALA-nomid / KOALA-T1 students from the teacher, initialise them
               block by block, distil them (feature-KD ablation on KOALA) -> student_*.safetensors
   eval        score every model (caption accuracy, Frechet distance) -> results.json
 
@@ -42,6 +42,7 @@ STUDENT_RUNS = [
     ("KOALA", koala.tiny.KOALA_FEATURES),
     ("BK", "lf"),
     ("KOALA-nomid", koala.tiny.KOALA_FEATURES),
+    ("KOALA-T1", koala.tiny.KOALA_FEATURES),
 ]
 
 
@@ -108,6 +109,8 @@ def step_eval(args) -> None:
     clf = koala.metrics.load_classifier()
     out = {}
     names = ["teacher"] + [koala.tiny.checkpoint_name(r, f) for r, f in STUDENT_RUNS]
+    if args.only:
+        names = [n for n in names if n in args.only]
     for name in names:
         try:
             unet, _ = koala.tiny.load_tiny(name)
@@ -125,14 +128,16 @@ def _log(update: dict) -> None:
     """Merge `update` into results.json under a file lock (student runs may go in parallel)."""
     import fcntl
 
-    with open(OUT / ".results.lock", "w") as lock:
+    # lock results.json itself (rewritten in place, same inode): no lock file is left in data/
+    with open(OUT / "results.json", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _merge(update)
 
 
 def _merge(update: dict) -> None:
     path = OUT / "results.json"
-    res = json.loads(path.read_text()) if path.exists() else {}
+    text = path.read_text() if path.exists() else ""
+    res = json.loads(text) if text.strip() else {}
     for k, v in update.items():
         if isinstance(v, dict) and isinstance(res.get(k), dict) and k in ("students", "eval"):
             res[k].update(v)
@@ -152,7 +157,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--eval-steps", type=int, default=20)
-    p.add_argument("--only", nargs="*", help="student runs to (re)do, e.g. KOALA:none")
+    p.add_argument("--only", nargs="*", help="student runs (or, with eval, models) to (re)do, e.g. KOALA:none")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -45,6 +45,10 @@ TINY_RECIPES: dict[str, K.Recipe] = {
     "BK": K.bk_recipe(name="BK"),  # block removal only
     "KOALA": K.koala_recipe(2, drop_mid=False, name="KOALA"),  # + lowest stacks 4 -> 2 (KOALA-1B-like)
     "KOALA-nomid": K.koala_recipe(2, drop_mid=True, name="KOALA-nomid"),  # + no mid block (KOALA-700M-like)
+    # KOALA-700M's cut taken as far as this teacher allows: no mid block, every transformer stack one layer deep.
+    # Here the 8x8 stacks (DW-2, UP-2: 6.1 MFLOPs a layer) carry the transformer compute that SDXL's deepest
+    # stage carries (4x4 layers: 1.4 MFLOPs), so cutting only the deepest stage floors at 0.54x the FLOPs.
+    "KOALA-T1": K.koala_recipe(1, drop_mid=True, name="KOALA-T1").with_depth(DW_2=1, UP_2=1),
 }
 
 FEATURE_KINDS = ("sa", "ca", "ffn", "res", "lf")

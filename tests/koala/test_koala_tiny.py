@@ -40,7 +40,7 @@ def inputs(batch=2, seed=0):
     return x, t, ehs
 
 
-@pytest.mark.parametrize("name", ["BK", "KOALA", "KOALA-nomid"])
+@pytest.mark.parametrize("name", ["BK", "KOALA", "KOALA-nomid", "KOALA-T1"])
 def test_init_copies_every_tensor_bit_exactly(teacher, name):
     student, layout = small(koala.tiny.TINY_RECIPES[name], seed=1)
     report = koala.recipes.init_student(student, teacher, layout)
@@ -186,6 +186,24 @@ def test_committed_checkpoints_hold_their_trained_weights():
         assert all(torch.equal(sd[k], stored[k].float()) for k in stored), name
         fresh = koala.tiny.build_tiny(name.split(":")[0])[0]
         assert not torch.equal(fresh.conv_in.weight, unet.conv_in.weight), name   # really loaded, not the init
+
+
+def test_koala_t1_is_the_cut_that_gets_below_half_the_teachers_flops():
+    """Cutting only the deepest stage (KOALA-700M's cut) floors above 0.5x the FLOPs; KOALA-T1 also cuts the 8x8 stacks."""
+    cfg = koala.tiny.TINY_CONFIG
+    x = {"sample": torch.zeros(2, 1, 16, 16, device="meta"), "timestep": torch.tensor(500, device="meta"),
+         "encoder_hidden_states": torch.zeros(2, 12, cfg["encoder_hid_dim"], device="meta")}
+
+    def flops(recipe):
+        return koala.unet_flops(koala.build_unet(koala.derive(cfg, recipe)[0], "meta"), x)
+
+    t = flops(koala.Recipe("teacher"))
+    deepest_only = koala.koala_recipe(1, drop_mid=True)             # the shallowest deepest stage the teacher allows
+    assert flops(deepest_only) / t > 0.5
+    assert flops(koala.tiny.TINY_RECIPES["KOALA-T1"]) / t < 0.46
+    layout = koala.derive(cfg, koala.tiny.TINY_RECIPES["KOALA-T1"])[1]
+    assert layout.mid is None and layout.n_transformer_layers == 6 and layout.n_resnets == 9
+    assert {b.depth for st in layout.down[1:] + layout.up[:2] for b in st} == {1}
 
 
 def test_make_student_from_a_loaded_teacher(teacher):
