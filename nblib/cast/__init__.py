@@ -2,7 +2,7 @@
 
 Notebook 07's sections and where their code lives:
 
-- the target and its trained draft                               -> `draft` (Draft, load)
+- the target and its trained drafts: token-level and feature-level -> `draft` (Draft, load), `eagle` (FeatureDraft)
 - one decoding step: draft a tree, verify it in one pass, accept -> `tree` (generate, FixedTree, chain)
 - lossless against `model.generate`                              -> `tree` (greedy_reference, plain_greedy)
 - measured latency tables and CAST's tree-shape policy           -> `policy` (CastPolicy, cached_profile)
@@ -12,10 +12,10 @@ Notebook 07's sections and where their code lives:
 The notebook imports this one package: `from nblib import cast` -> `cast.generate(...)`, `cast.CastPolicy`,
 `cast.bench.compare(...)`.
 """
-from . import bench, draft, panel, policy, tree
+from . import bench, draft, eagle, panel, policy, tree
 from .policy import CastPolicy, LatencyProfile, cached_profile, linear_profile
 from .tree import FixedTree, SpecResult, Tree, chain, generate, greedy_reference, plain_greedy
 
-__all__ = ["bench", "draft", "panel", "policy", "tree", "CastPolicy", "LatencyProfile", "cached_profile",
+__all__ = ["bench", "draft", "eagle", "panel", "policy", "tree", "CastPolicy", "LatencyProfile", "cached_profile",
            "linear_profile", "FixedTree", "SpecResult", "Tree", "chain", "generate", "greedy_reference",
            "plain_greedy"]

@@ -1,4 +1,8 @@
-"""Side-by-side measurements for notebook 07 and benchmarks/cast.py: plain greedy, assisted generation, chain, tree, CAST."""
+"""Side-by-side measurements for notebook 07 and benchmarks/cast.py.
+
+transformers' `generate` greedy (the baseline), its assisted generation and prompt-lookup decoding, this package's
+plain loop, and chain / EAGLE-2 tree / CAST with the feature-level and the token-level draft.
+"""
 from __future__ import annotations
 
 import json
@@ -10,17 +14,24 @@ import torch
 
 from . import draft as draft_mod
 from .policy import CastPolicy, cached_profile, device_name
-from .tree import FixedTree, chain, generate, plain_greedy
+from .tree import FixedTree, chain, generate, greedy_reference, is_feature_draft, plain_greedy, unpack_draft
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "cast"
 
 
 def load_pair(device=None):
-    """SmolLM2-135M-Instruct (target), its tokenizer, and the shipped trained draft (nblib.cast.draft.Draft)."""
+    """SmolLM2-135M-Instruct (target), its tokenizer, and the shipped token-level draft (nblib.cast.draft.Draft)."""
     from .. import zoo
 
     target, tok = zoo.load_causal_lm("smollm2", device=device)
     return target, tok, draft_mod.load(draft_mod.default_path(), target)
+
+
+def load_drafts(target) -> dict:
+    """Both shipped drafts for SmolLM2: {"feature": the EAGLE-style FeatureDraft, "token": the token-level Draft}."""
+    from . import eagle
+
+    return {"feature": eagle.load(eagle.default_path(), target), "token": draft_mod.load(draft_mod.default_path(), target)}
 
 
 def eval_prompts(n: int, sources=("mt-bench", "humaneval")) -> list[dict]:
@@ -67,34 +78,65 @@ def run(name: str, target, draft, prompts: list[list[int]], batch: int, max_new:
             "draft_share": dsec / secs if policy is not None else 0.0, "outputs": outs}
 
 
-def run_assisted(target, draft, prompts: list[list[int]], batch: int, max_new: int, eos: int | None) -> dict:
-    """transformers' assisted generation with the same draft (batch 1 only: it refuses larger batches)."""
-    row = {"method": "HF assisted", "batch": batch}
-    if batch != 1:
-        return {**row, "note": "transformers' assisted generation supports batch size 1 only"}
+def run_hf(name: str, target, prompts: list[list[int]], batch: int, max_new: int, eos: int | None,
+           **generate_kwargs) -> dict:
+    """transformers' own `generate` (greedy) over the prompts in batches (left padding); extra kwargs pick a peer.
+
+    `assistant_model=` is assisted generation, `prompt_lookup_num_tokens=` prompt-lookup decoding. A peer that
+    refuses the batch size gives a row with a note instead of numbers.
+    """
+    from transformers.utils import logging as hf_logging
+
+    row = {"method": name, "batch": batch}
     calls = [0]
     h = target.register_forward_hook(lambda *a: calls.__setitem__(0, calls[0] + 1))
     outs, emitted, secs = [], 0, 0.0
+    pad = eos if eos is not None else 0
+    verbosity = hf_logging.get_verbosity()
+    # assisted generation calls the assistant's generate with a config and arguments, which transformers itself
+    # reports as deprecated on every call: a library-internal notice, silenced here (errors still show)
+    hf_logging.set_verbosity_error()
     try:
         with torch.no_grad():
-            for p in prompts:
-                ids = torch.tensor([p], device=target.device)
+            for chunk in _batches(prompts, batch):
+                width = max(map(len, chunk))
+                ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=target.device)
+                att = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=target.device)
                 t0 = time.perf_counter()
-                g = target.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
-                                    do_sample=False, assistant_model=draft.model, eos_token_id=eos, pad_token_id=eos)
+                g = target.generate(input_ids=ids, attention_mask=att, max_new_tokens=max_new, do_sample=False,
+                                    eos_token_id=eos, pad_token_id=pad, **generate_kwargs)
                 secs += time.perf_counter() - t0
-                new = g[0, len(p):].tolist()
-                if eos is not None and eos in new:
-                    new = new[:new.index(eos) + 1]
-                outs.append(new)
-                emitted += len(new)
+                for row_ids in g[:, width:].tolist():
+                    if eos is not None and eos in row_ids:
+                        row_ids = row_ids[:row_ids.index(eos) + 1]
+                    outs.append(row_ids)
+                    emitted += len(row_ids)
     except Exception as e:  # noqa: BLE001 - report why the peer could not run, do not hide it
-        return {**row, "note": f"could not run: {type(e).__name__}: {e}"[:200]}
+        return {**row, "note": f"could not run: {type(e).__name__}: {e}"[:160]}
     finally:
         h.remove()
+        hf_logging.set_verbosity(verbosity)
+    n_rows = len(prompts)
     return {**row, "tokens": emitted, "seconds": secs, "tokens_per_s": emitted / secs,
-            "accepted_per_call": emitted / max(1, calls[0]), "target_calls": calls[0], "draft_share": float("nan"),
-            "outputs": outs}
+            "accepted_per_call": emitted / max(1, calls[0] * min(batch, n_rows)) if batch == 1 else float("nan"),
+            "target_calls": calls[0], "draft_share": float("nan"), "outputs": outs}
+
+
+def run_assisted(target, draft, prompts: list[list[int]], batch: int, max_new: int, eos: int | None) -> dict:
+    """transformers' assisted generation with the token-level draft as `assistant_model` (it needs a causal LM)."""
+    if batch != 1:
+        return {"method": "HF assisted", "batch": batch,
+                "note": "transformers' assisted generation supports batch size 1 only"}
+    return run_hf("HF assisted", target, prompts, batch, max_new, eos, assistant_model=draft.model)
+
+
+def run_prompt_lookup(target, prompts: list[list[int]], batch: int, max_new: int, eos: int | None,
+                      n: int = 10) -> dict:
+    """transformers' prompt-lookup decoding: drafts by copying the continuation of an n-gram seen in the prompt."""
+    if batch != 1:
+        return {"method": "HF prompt lookup", "batch": batch,
+                "note": "transformers' prompt-lookup decoding supports batch size 1 only"}
+    return run_hf("HF prompt lookup", target, prompts, batch, max_new, eos, prompt_lookup_num_tokens=n)
 
 
 def profiles(target, draft, batches, quick: bool = False) -> dict:
@@ -111,38 +153,156 @@ def methods(profs: dict, chain_depth: int = 4, tree=(5, 8, 32)) -> dict:
             "CAST": CastPolicy(profs)}
 
 
-def compare(target, draft, tok, prompts: list[list[int]], batches=(1, 4), max_new: int = 64, quick: bool = False,
-            progress: bool = True) -> tuple[list[dict], dict]:
-    """Every method at every batch size on the same prompts; rows (with outputs) and the load average around it."""
+BASELINE = "HF generate greedy"
+
+
+def compare(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 4), max_new: int = 64,
+            quick: bool = False, progress: bool = True) -> tuple[list[dict], dict]:
+    """Every method at every batch size on the same prompts; rows (with outputs) and the load average around it.
+
+    drafts: {"feature": FeatureDraft, "token": Draft} (either may be missing). Speedups divide by transformers'
+    `generate` greedy at the same batch size; losslessness compares with `generate` one prompt at a time.
+    """
     from .. import progress as bar
 
+    if not isinstance(drafts, dict):  # one draft given: the token-level comparison only
+        drafts = {"token": drafts}
     eos = tok.eos_token_id
-    profs = profiles(target, draft, batches, quick)
+    profs = {k: profiles(target, d, batches, quick) for k, d in drafts.items()}
     load0 = os.getloadavg()
+    jobs = []
+    for b in batches:
+        jobs += [(b, BASELINE, None), (b, "nblib plain greedy", None)]
+        if "token" in drafts:
+            jobs.append((b, "HF assisted", "token"))
+        jobs.append((b, "HF prompt lookup", None))
+        for kind in ("feature", "token"):
+            if kind in drafts:
+                jobs += [(b, m, kind) for m in ("chain", "EAGLE-2 tree", "CAST")]
     rows = []
-    jobs = [(b, m) for b in batches for m in ["plain greedy", "HF assisted", "chain", "EAGLE-2 tree", "CAST"]]
-    meth = methods(profs)
-    for b, m in bar(jobs, desc="methods", enabled=progress):
-        if m == "plain greedy":
-            rows.append(run(m, target, draft, prompts, b, max_new, None, eos))
+    for b, m, kind in bar(jobs, desc="methods", enabled=progress):
+        if m == BASELINE:
+            r = run_hf(BASELINE, target, prompts, b, max_new, eos)
+        elif m == "nblib plain greedy":
+            r = run(m, target, None, prompts, b, max_new, None, eos)
         elif m == "HF assisted":
-            rows.append(run_assisted(target, draft, prompts, b, max_new, eos))
+            r = run_assisted(target, drafts["token"], prompts, b, max_new, eos)
+        elif m == "HF prompt lookup":
+            r = run_prompt_lookup(target, prompts, b, max_new, eos)
         else:
-            rows.append(run(m, target, draft, prompts, b, max_new, meth[m], eos))
-    plain = {r["batch"]: r for r in rows if r["method"] == "plain greedy"}
+            r = run(m, target, drafts[kind], prompts, b, max_new, methods(profs[kind])[m], eos)
+        r["draft"] = {"feature": "feature (EAGLE)", "token": "token"}.get(kind, "–")
+        rows.append(r)
+    reference = greedy_reference(target, prompts, max_new, eos)
+    base = {r["batch"]: r for r in rows if r["method"] == BASELINE}
     for r in rows:
         if "outputs" in r:
-            r["lossless"] = r["outputs"] == plain[r["batch"]]["outputs"]
-            r["speedup"] = r["tokens_per_s"] / plain[r["batch"]]["tokens_per_s"]
+            r["lossless"] = r["outputs"] == reference
+            r["speedup"] = r["tokens_per_s"] / base[r["batch"]]["tokens_per_s"]
     return rows, {"loadavg_before": load0, "loadavg_after": os.getloadavg(), "threads": torch.get_num_threads(),
                   "device": device_name(next(target.parameters()).device)}
+
+
+def speedup(rows: list[dict], method: str, batch: int, draft: str | None = None) -> float | None:
+    """The measured speedup over `generate` greedy of one row (None if it did not run)."""
+    for r in rows:
+        if r["method"] == method and r["batch"] == batch and (draft is None or r.get("draft") == draft):
+            return r.get("speedup")
+    return None
+
+
+def draft_agreement(target, draft, prompts: list[list[int]], continuations: list[list[int]], steps: int = 3) -> dict:
+    """Top-1 agreement of a draft with the target's greedy token on the target's own continuations.
+
+    Feature draft: "agree1" reads the target's real feature (a tree's first level); "agree2", "agree3" read the
+    draft's own predicted features (deeper levels). Token draft: "agree1" only (it reads tokens).
+    """
+    from . import eagle
+
+    model, vocab = unpack_draft(draft)
+    lut = torch.full((target.config.vocab_size,), -100, dtype=torch.long)
+    lut[vocab.cpu()] = torch.arange(len(vocab))
+    seqs = [p + c for p, c in zip(prompts, continuations, strict=True)]
+    sums, n = {}, 0
+    with torch.no_grad():
+        for p, s in zip(prompts, seqs, strict=True):
+            ids = torch.tensor([s], device=target.device)
+            feats = target.model(input_ids=ids).last_hidden_state  # (1, T, d)
+            greedy = target.lm_head(feats).argmax(-1)  # (1, T)
+            valid = torch.zeros_like(ids, dtype=torch.bool)
+            valid[0, len(p) - 1:] = True  # positions whose next token the target generated
+            lab = lut.to(ids.device)[greedy]
+            if is_feature_draft(model):
+                _, st = eagle.loss_on(model, feats, ids, lab, steps=steps, valid=valid)
+                st = {k: v for k, v in st.items() if k.startswith("agree")}
+            else:
+                h = model.model(input_ids=ids).last_hidden_state
+                top = (h @ model.get_output_embeddings().weight[vocab].T).argmax(-1)
+                keep = valid & (lab >= 0)
+                st = {"agree1": float((top[keep] == lab[keep]).float().mean())}
+            w = int(valid.sum())
+            for k, v in st.items():
+                sums[k] = sums.get(k, 0.0) + v * w
+            n += w
+    return {k: round(v / n, 4) for k, v in sums.items()}
+
+
+def verify_cost(target, ns=(1, 2, 4, 8, 16, 32, 64), context: int = 160, batch: int = 1, repeats: int = 5) -> list[dict]:
+    """Cost of one target call on n tree tokens relative to one decode step (n = 1), measured and by FLOPs.
+
+    Two measured paths: transformers' model forward (mask building, output capture, the LM head on every
+    token) and the lean one `verify` uses (decoder layers called directly). FLOPs from torch's flop counter.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..cost import time_interleaved
+    from .tree import KV, head, lm_hidden, prefill
+
+    dev = next(target.parameters()).device
+    g = torch.Generator().manual_seed(0)
+    V = target.config.vocab_size
+    kv = KV(batch, dev)
+    with torch.no_grad():
+        prefill(target, kv, torch.randint(0, V, (batch, context), generator=g).tolist())
+    L = kv.length
+    out = []
+    for n in ns:
+        tok = torch.randint(0, V, (batch, n), generator=g).to(dev)
+        ar = torch.arange(n, device=dev)
+        anc = (ar[:, None] >= ar[None, :]).expand(batch, n, n)
+        dep = ar[None, :].expand(batch, n)
+        ok = torch.ones(batch, n, dtype=torch.bool, device=dev)
+        mask = torch.zeros(batch, 1, n, L + n, device=dev)
+        mask[:, :, :, L:].masked_fill_(~anc[:, None], -1e9)
+
+        def lean():
+            head(target, lm_hidden(target, kv, tok, anc, dep, ok))
+            kv.truncate(L)
+
+        def hf():
+            target(input_ids=tok, attention_mask=mask, position_ids=kv.n_pos[:, None] + dep, cache=kv.cache,
+                   use_cache=True)
+            kv.truncate(L)
+
+        with torch.no_grad():
+            with FlopCounterMode(display=False) as fc:
+                lean()
+            t = time_interleaved({"lean": lean, "hf": hf}, warmup=1, repeats=repeats)
+        out.append({"n": n, "flops": fc.get_total_flops(), "lean_s": t["lean"].median_ms / 1e3,
+                    "hf_s": t["hf"].median_ms / 1e3})
+    one = out[0]
+    for r in out:
+        r["lean_rel"] = r["lean_s"] / one["lean_s"]
+        r["hf_rel"] = r["hf_s"] / one["lean_s"]
+        r["flops_rel"] = r["flops"] / one["flops"]
+    return out
 
 
 def table(rows: list[dict]):
     """The comparison as a DataFrame (no outputs column)."""
     import pandas as pd
 
-    cols = ["method", "batch", "tokens_per_s", "accepted_per_call", "target_calls", "speedup", "lossless",
+    cols = ["method", "draft", "batch", "tokens_per_s", "accepted_per_call", "target_calls", "speedup", "lossless",
             "draft_share", "note"]
     df = pd.DataFrame([{k: r.get(k) for k in cols} for r in rows])
     return df.dropna(axis=1, how="all")

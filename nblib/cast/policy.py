@@ -82,9 +82,13 @@ def _time_forward(lm, vocab, batch: int, context: int, n: int, repeats: int) -> 
     g = torch.Generator().manual_seed(context + n)
     V = lm.config.vocab_size
     kv = cast.KV(batch, dev)
+    d = lm.config.hidden_size
+    feat = cast.is_feature_draft(lm)  # a feature draft reads features too: random ones time the same
     with torch.no_grad():
-        cast.prefill(lm, kv, torch.randint(0, V, (batch, context), generator=g).tolist(), vocab)
+        cast.prefill(lm, kv, torch.randint(0, V, (batch, context), generator=g).tolist(), vocab,
+                     feats=list(torch.randn(batch, context, d, generator=g).to(dev)) if feat else None)
     tok = torch.randint(0, V, (batch, n), generator=g).to(dev)
+    f = torch.randn(batch, n, d, generator=g).to(dev) if feat else None
     ar = torch.arange(n, device=dev)
     anc = (ar[:, None] >= ar[None, :]).expand(batch, n, n)  # a chain: every node sees its predecessors
     dep = ar[None, :].expand(batch, n)
@@ -92,7 +96,7 @@ def _time_forward(lm, vocab, batch: int, context: int, n: int, repeats: int) -> 
     L = kv.length
 
     def step():
-        cast.lm_forward(lm, kv, tok, anc, dep, ok, vocab)
+        cast.lm_forward(lm, kv, tok, anc, dep, ok, vocab, feats=f)
         kv.truncate(L)
 
     t = time_fn(step, warmup=1, repeats=repeats, device=dev)
@@ -104,9 +108,7 @@ def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 
     """Measure the target's and draft's forward latency over a (context x tokens) grid at one batch size."""
     from .. import progress as bar
 
-    vocab = None
-    if hasattr(draft, "vocab") and hasattr(draft, "model"):
-        draft, vocab = draft.model, draft.vocab
+    draft, vocab = cast.unpack_draft(draft)
     dev = next(target.parameters()).device
     T = np.zeros((len(contexts), len(target_n)))
     D = np.zeros((len(contexts), len(draft_n)))
@@ -129,13 +131,13 @@ def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
     """`profile`, cached per device, batch size, models and grid (nblib.cache)."""
     from ..cache import cached
 
-    dm = draft.model if hasattr(draft, "model") and hasattr(draft, "vocab") else draft
-    nv = len(draft.vocab) if getattr(draft, "vocab", None) is not None else dm.config.vocab_size
+    dm, dvocab = cast.unpack_draft(draft)
+    nv = len(dvocab) if dvocab is not None else dm.config.vocab_size
     dev = next(target.parameters()).device
     key = {"device": device_name(dev), "batch": batch, "contexts": list(contexts), "target_n": list(target_n),
            "draft_n": list(draft_n), "repeats": repeats, "tag": tag,
            "target": _model_sig(target), "draft": _model_sig(dm), "draft_vocab": nv}
-    code = (profile, _time_forward, time_fn, cast.lm_forward, cast.prefill, cast.KV)
+    code = (profile, _time_forward, time_fn, cast.lm_forward, cast.lm_hidden, cast.body_forward, cast.prefill, cast.KV)
     return cached("cast_profile", key, lambda: profile(target, draft, batch, contexts, target_n, draft_n, repeats),
                   code=code, verbose=verbose)
 

@@ -93,13 +93,31 @@ class KV:
         self.valid = self.valid.gather(1, order)
 
 
-def lm_forward(lm, kv: KV, tokens: torch.Tensor, anc: torch.Tensor, depth: torch.Tensor, ok: torch.Tensor,
-               vocab: torch.Tensor | None = None, at: torch.Tensor | None = None) -> torch.Tensor:
+def body_forward(body, h: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache) -> torch.Tensor:
+    """A Llama body's decoder layers and final norm on inputs (B, N, d) with a 4D additive mask: the lean path.
+
+    Calls the layers directly (no mask building, no output capture, no per-call checks), so one forward costs
+    the model's compute and little else.
+    """
+    pe = body.rotary_emb(h, position_ids=pos)
+    for layer in body.layers:
+        h = layer(h, attention_mask=mask, position_embeddings=pe, position_ids=pos, cache=cache, use_cache=True)
+    return body.norm(h)
+
+
+def is_feature_draft(lm) -> bool:
+    """Whether `lm` is a feature-level draft (nblib.cast.eagle.FeatureDraft): it reads features beside tokens."""
+    return hasattr(lm, "fuse") and hasattr(lm, "body")
+
+
+def lm_hidden(lm, kv: KV, tokens: torch.Tensor, anc: torch.Tensor, depth: torch.Tensor, ok: torch.Tensor,
+              feats: torch.Tensor | None = None) -> torch.Tensor:
     """Run `tokens` (B, N) as new cache entries; node i sees live cache slots and nodes j with anc[b, i, j].
 
-    depth (B, N): position offset of each node from the row's next position; ok (B, N): False for padding.
-    Returns logits (B, N, V) (or over `vocab` (V',) for a reduced draft head); with `at` (B,) only the
-    logits at that node per row, (B, V). The new entries stay in the cache, marked live where ok.
+    depth (B, N): position offset of each node from the row's next position; ok (B, N): False for padding;
+    feats (B, N, d): the features a feature draft reads beside the tokens. Returns the last hidden states
+    (B, N, d) (after the final norm: the features the LM head reads). The new entries stay in the cache,
+    marked live where ok.
     """
     B, N = tokens.shape
     past = kv.length
@@ -108,11 +126,23 @@ def lm_forward(lm, kv: KV, tokens: torch.Tensor, anc: torch.Tensor, depth: torch
     mask = torch.zeros(B, 1, N, past + N, dtype=_dtype(lm), device=tokens.device)
     mask.masked_fill_(~allowed[:, None], NEG)  # (B, 1, N, past+N) additive float mask
     pos = kv.n_pos[:, None] + depth  # (B, N)
-    hidden = lm.base_model(input_ids=tokens, attention_mask=mask, position_ids=pos, cache=kv.cache,
-                           use_cache=True).last_hidden_state  # (B, N, d)
+    if is_feature_draft(lm):
+        body, x = lm.body, lm.fuse(tokens, feats)
+    else:
+        body = lm.base_model
+        x = body.embed_tokens(tokens)
+    hidden = body_forward(body, x, mask, pos, kv.cache)  # (B, N, d)
     kv.valid = torch.cat([kv.valid, ok], dim=1)
+    return hidden
+
+
+def lm_forward(lm, kv: KV, tokens: torch.Tensor, anc: torch.Tensor, depth: torch.Tensor, ok: torch.Tensor,
+               vocab: torch.Tensor | None = None, at: torch.Tensor | None = None,
+               feats: torch.Tensor | None = None) -> torch.Tensor:
+    """`lm_hidden` then the LM head: logits (B, N, V) (or over `vocab` (V',)); with `at` (B,) only at that node, (B, V)."""
+    hidden = lm_hidden(lm, kv, tokens, anc, depth, ok, feats)
     if at is not None:
-        hidden = hidden[torch.arange(B, device=hidden.device), at]  # (B, d)
+        hidden = hidden[torch.arange(tokens.shape[0], device=hidden.device), at]  # (B, d)
     return head(lm, hidden, vocab)
 
 
@@ -128,8 +158,13 @@ def _dtype(lm) -> torch.dtype:
     return next(lm.parameters()).dtype
 
 
-def prefill(lm, kv: KV, rows: list[list[int]], vocab=None, pad: int = 0) -> torch.Tensor:
-    """Append ragged token lists (one per row) to the cache as committed text; logits at each row's last token."""
+def prefill(lm, kv: KV, rows: list[list[int]], vocab=None, pad: int = 0, feats: list[torch.Tensor] | None = None,
+            return_hidden: bool = False):
+    """Append ragged token lists (one per row) to the cache as committed text; logits at each row's last token.
+
+    feats: per row (len(row), d) features for a feature draft. With return_hidden, also returns the hidden
+    states (B, N, d) of every new token (right-padded) and the row lengths (B,).
+    """
     device = kv.valid.device
     lens = torch.tensor([len(r) for r in rows], device=device)
     N = int(lens.max())
@@ -137,9 +172,14 @@ def prefill(lm, kv: KV, rows: list[list[int]], vocab=None, pad: int = 0) -> torc
     ar = torch.arange(N, device=device)
     ok = ar[None, :] < lens[:, None]
     anc = (ar[None, :, None] >= ar[None, None, :]).expand(len(rows), N, N)  # causal within the chunk
-    logits = lm_forward(lm, kv, tokens, anc, ar[None, :].expand(len(rows), N), ok, vocab, at=lens - 1)
+    f = None
+    if feats is not None:
+        f = torch.nn.utils.rnn.pad_sequence(list(feats), batch_first=True)  # (B, N, d) right-padded
+    hidden = lm_hidden(lm, kv, tokens, anc, ar[None, :].expand(len(rows), N), ok, f)
     kv.n_pos = kv.n_pos + lens
-    return logits  # (B, V) at each row's last token
+    last = hidden[torch.arange(len(rows), device=device), lens - 1]  # (B, d)
+    logits = head(lm, last, vocab)  # (B, V) at each row's last token
+    return (logits, hidden, lens) if return_hidden else logits
 
 
 # ----------------------------------------------------------------------------- policies
@@ -255,10 +295,11 @@ def ancestors(parent: torch.Tensor, max_depth: int) -> torch.Tensor:
 
 
 def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy: TreePolicy, context: int,
-               timings: dict | None = None) -> dict:
+               timings: dict | None = None, root_h: torch.Tensor | None = None) -> dict:
     """Grow the draft tree level by level (at most MAX_TREE_DEPTH); return all drafted nodes per row.
 
-    The nodes come as tokens, parents, depths and scores.
+    The nodes come as tokens, parents, depths and scores. root_h (B, d): a feature draft's predicted feature
+    after the root; each fed node then reads its parent's predicted feature beside its own token.
     """
     B = root_logits.shape[0]
     dev = root_logits.device
@@ -273,6 +314,7 @@ def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy: TreePol
     cand_sc, cand_id = sc, torch.arange(k0, device=dev).expand(B, k0)
     fed_ids = torch.empty(B, 0, dtype=torch.long, device=dev)  # global node ids fed to the draft, in order
     fed_anc = torch.zeros(B, 0, 0, dtype=torch.bool, device=dev)
+    fed_h = None if root_h is None else root_h.new_zeros(B, 0, root_h.shape[-1])  # (B, F, d) fed nodes' outputs
     widths: list[int] = []
     base = dkv.length
     level = 1
@@ -304,7 +346,15 @@ def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy: TreePol
             rows = torch.zeros(B, w, 0, dtype=torch.bool, device=dev)
         anc_new = torch.cat([rows, torch.eye(w, dtype=torch.bool, device=dev).expand(B, w, w)], 2)  # (B, w, F+w)
         t0 = time.perf_counter()
-        logits = _forward_tree_level(draft, vocab, dkv, base, f_tok, rows, level)  # (B, w, V')
+        f_feat = None
+        if root_h is not None:  # each node reads its parent's predicted feature: the root's or a fed node's
+            f_feat = root_h[:, None, :].expand(-1, w, -1)
+            if F_:
+                from_fed = fed_h.gather(1, ppos.clamp(min=0)[:, :, None].expand(-1, -1, fed_h.shape[-1]))
+                f_feat = torch.where((ppos >= 0)[:, :, None], from_fed, f_feat)
+        logits, h_new = _forward_tree_level(draft, vocab, dkv, base, f_tok, rows, level, f_feat)  # (B, w, V')
+        if fed_h is not None:
+            fed_h = torch.cat([fed_h, h_new], 1)
         if timings is not None:
             timings.setdefault("draft_levels", []).append(time.perf_counter() - t0)
         widths.append(w)
@@ -333,8 +383,11 @@ def draft_tree(draft, vocab, dkv: KV, root_logits: torch.Tensor, policy: TreePol
             "widths": widths}
 
 
-def _forward_tree_level(draft, vocab, dkv: KV, base: int, f_tok, rows, level):
-    """Feed one tree level to the draft: visibility = committed prefix + fed ancestors (rows) + self."""
+def _forward_tree_level(draft, vocab, dkv: KV, base: int, f_tok, rows, level, f_feat=None):
+    """Feed one tree level to the draft: visibility = committed prefix + fed ancestors (rows) + self.
+
+    Returns the level's logits (B, w, V') and hidden states (B, w, d).
+    """
     B, w = f_tok.shape
     # slots [base, base+F) hold the fed nodes; show each new node only its ancestors among them
     committed = dkv.valid[:, :base]
@@ -344,10 +397,14 @@ def _forward_tree_level(draft, vocab, dkv: KV, base: int, f_tok, rows, level):
     mask = torch.zeros(B, 1, w, past + w, dtype=_dtype(draft), device=f_tok.device)
     mask.masked_fill_(~allowed[:, None], NEG)
     pos = dkv.n_pos[:, None] + (level - 1) + torch.zeros_like(f_tok)  # root sits at n_pos - 1
-    h = draft.base_model(input_ids=f_tok, attention_mask=mask, position_ids=pos, cache=dkv.cache,
-                         use_cache=True).last_hidden_state  # (B, w, d)
+    if is_feature_draft(draft):
+        body, x = draft.body, draft.fuse(f_tok, f_feat)
+    else:
+        body = draft.base_model
+        x = body.embed_tokens(f_tok)
+    h = body_forward(body, x, mask, pos, dkv.cache)  # (B, w, d)
     dkv.valid = torch.cat([dkv.valid, torch.ones(B, w, dtype=torch.bool, device=f_tok.device)], 1)
-    return head(draft, h, vocab)
+    return head(draft, h, vocab), h
 
 
 def select_nodes(nodes: dict, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -373,10 +430,13 @@ def select_nodes(nodes: dict, m: int) -> tuple[torch.Tensor, torch.Tensor, torch
             torch.cat([z.float(), sc.gather(1, order)], 1))
 
 
-def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep, lean: bool = True, features: bool = False):
     """One target forward over root + tree; returns accepted mask (B, N), deepest accepted index (B,), bonus (B,).
 
-    Leaves only the accepted path's entries in the target cache.
+    Leaves only the accepted path's entries in the target cache. lean: the LM head runs only where its
+    output is needed, at nodes with children (is a child's token the target's choice?) and at the deepest
+    accepted node (the bonus token), not at every leaf. With features, also returns the target's features
+    along the accepted path (B, A, d) in depth order, root first (right-padded past each row's path).
     """
     tok = tok.clone()
     tok[:, 0] = root
@@ -385,13 +445,21 @@ def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep) -> tuple[torch.Te
     anc = ancestors(par, max_d)  # (B, N, N)
     ok = torch.ones(B, N, dtype=torch.bool, device=tok.device)
     past = tkv.length
-    logits = lm_forward(target, tkv, tok, anc, dep, ok)  # (B, N, V)
-    greedy = logits.argmax(-1)  # (B, N) the target's next token after each node
+    hidden = lm_hidden(target, tkv, tok, anc, dep, ok)  # (B, N, d)
+    if lean:
+        internal = torch.zeros(B, N, dtype=torch.bool, device=tok.device)
+        internal.scatter_(1, par[:, 1:], True)  # nodes that are some node's parent
+        cols = internal.any(0).nonzero()[:, 0]  # (n_int,) columns with children in any row
+        greedy = torch.zeros(B, N, dtype=torch.long, device=tok.device)
+        greedy[:, cols] = head(target, hidden[:, cols]).argmax(-1)
+    else:
+        greedy = head(target, hidden).argmax(-1)  # (B, N) the target's next token after each node
     good = tok == greedy.gather(1, par)  # node's token equals the target's choice at its parent
     good[:, 0] = True
     accepted = (anc & ~good[:, None, :]).sum(-1) == 0  # every ancestor-or-self is good
     last = torch.where(accepted, dep, torch.full_like(dep, -1)).argmax(1)  # (B,) deepest accepted node
-    bonus = greedy.gather(1, last[:, None])[:, 0]
+    rows = torch.arange(B, device=tok.device)
+    bonus = head(target, hidden[rows, last]).argmax(-1) if lean else greedy.gather(1, last[:, None])[:, 0]
     # keep the accepted path (root..last) in depth order
     path_d = dep.gather(1, last[:, None])[:, 0]  # (B,)
     A = int(path_d.max()) + 1
@@ -402,7 +470,18 @@ def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep) -> tuple[torch.Te
     keep_ok = torch.arange(A, device=tok.device)[None, :] <= path_d[:, None]
     keep_idx = torch.where(keep_ok, srt, torch.zeros_like(srt))
     tkv.keep(past, keep_idx, keep_ok)
+    if features:
+        return on_path, last, bonus, hidden.gather(1, keep_idx[:, :, None].expand(-1, -1, hidden.shape[-1]))
     return on_path, last, bonus
+
+
+def unpack_draft(draft) -> tuple[torch.nn.Module, torch.Tensor | None]:
+    """(model, draft vocabulary) of a draft: an nblib.cast.draft.Draft, a FeatureDraft, or a bare causal LM."""
+    if hasattr(draft, "vocab") and hasattr(draft, "model"):  # an nblib.cast.draft.Draft
+        return draft.model, draft.vocab
+    if is_feature_draft(draft):
+        return draft, draft.vocab
+    return draft, None
 
 
 # ----------------------------------------------------------------------------- generation
@@ -461,6 +540,10 @@ def check_pair(target, draft, vocab: torch.Tensor | None, policy) -> None:
     tt, dt = getattr(target.config, "_tokenizer_name", None), getattr(draft.config, "_tokenizer_name", None)
     if tt and dt and tt != dt:
         raise ValueError(f"the draft uses tokenizer {dt!r} but the target uses {tt!r}")
+    tw, dw = target.config.hidden_size, draft.config.hidden_size
+    if is_feature_draft(draft) and tw != dw:
+        raise ValueError(f"the draft's width ({dw}) differs from the target's ({tw}): a draft shares the target's "
+                         "embeddings and reads its features, so it must be trained for this target")
     check_policy(policy)
     n = len(vocab) if vocab is not None else dv
     k = policy.top_k
@@ -472,9 +555,8 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
              eos_token_id: int | None = None, record_trees: bool = False) -> SpecResult:
     """Greedy speculative decoding of a batch of prompts (list of token-id lists); lossless w.r.t. the target."""
     policy = policy if policy is not None else FixedTree()
-    vocab = None
-    if hasattr(draft, "vocab") and hasattr(draft, "model"):  # an nblib.cast.draft.Draft
-        draft, vocab = draft.model, draft.vocab
+    draft, vocab = unpack_draft(draft)
+    feat = is_feature_draft(draft)  # a feature draft reads the target's features beside the tokens
     check_pair(target, draft, vocab, policy)  # checks the policy once against TreePolicy (check_policy)
     rows = _as_rows(prompts)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -488,10 +570,16 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
     t_start = time.perf_counter()
     with torch.no_grad():
         tkv, dkv = KV(B, dev), KV(B, dev)
-        first = prefill(target, tkv, rows).argmax(-1)  # (B,) the first new token = first root
+        logits0, hid0, lens0 = prefill(target, tkv, rows, return_hidden=True)
+        first = logits0.argmax(-1)  # (B,) the first new token = first root
         res.row_calls += B
         roots = first
         pending = [r + [int(t)] for r, t in zip(rows, first.tolist(), strict=True)]  # draft has not seen these yet
+        # a feature draft's entries are pairs (feature f_t, token x_{t+1}): the first token has no pair
+        pend_f = [hid0[b, :int(n)] for b, n in enumerate(lens0)] if feat else None
+        if feat:
+            pending = [p[1:] for p in pending]
+        del hid0
         for b, t in enumerate(first.tolist()):
             out[b].append(t)
         for _ in range(max_new_tokens + 1):  # bounded: every step emits >= 1 token per live row
@@ -507,17 +595,22 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
                 dkv.select(sel)
                 roots = roots[sel]
                 pending = [pending[i] for i in keep]
+                pend_f = [pend_f[i] for i in keep] if feat else None
                 alive = [alive[i] for i in keep]
             context = int(tkv.n_pos.float().mean()) + 1
             t0 = time.perf_counter()
             tim: dict = {}
-            root_logits = prefill(draft, dkv, pending, vocab)  # (b, V') draft's view after the root
-            nodes = draft_tree(draft, vocab, dkv, root_logits, policy, context, tim)
+            if feat:
+                root_logits, d_hid, d_lens = prefill(draft, dkv, pending, vocab, feats=pend_f, return_hidden=True)
+                root_h = d_hid[torch.arange(len(pending), device=dev), d_lens - 1]  # (b, d) predicted feature
+            else:
+                root_logits, root_h = prefill(draft, dkv, pending, vocab), None  # (b, V') draft's view after root
+            nodes = draft_tree(draft, vocab, dkv, root_logits, policy, context, tim, root_h)
             sc_sorted = nodes["sc"].sort(dim=1, descending=True).values
             m = max(1, int(policy.n_verify(sc_sorted, context)))
             tok, par, dep, sc = select_nodes(nodes, m)
             t1 = time.perf_counter()
-            on_path, last, bonus = verify(target, tkv, roots, tok, par, dep)
+            on_path, last, bonus, path_f = verify(target, tkv, roots, tok, par, dep, features=True)
             t2 = time.perf_counter()
             res.draft_seconds += t1 - t0
             res.verify_seconds += t2 - t1
@@ -525,7 +618,7 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
             res.row_calls += len(alive)
             res.shapes.append((int(nodes["levels"]), max(nodes["widths"]), tok.shape[1] - 1))
             emitted = []
-            new_pending = []
+            new_pending, new_f = [], []
             for i, b in enumerate(alive):
                 path = tok[i][on_path[i]][dep[i][on_path[i]].argsort()].tolist()[1:]  # accepted drafts, root excluded
                 new = path + [int(bonus[i])]
@@ -536,12 +629,15 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
                 out[b].extend(new)
                 emitted.append(len(new))
                 new_pending.append(path + [int(bonus[i])])
+                if feat:  # pairs (root's feature, first accepted), ..., (last accepted's feature, bonus)
+                    new_f.append(path_f[i, :len(path) + 1])
             res.accepted.append(sum(emitted) / len(emitted))
             if record_trees:
                 res.trees.append(Tree(tok.cpu(), par.cpu(), dep.cpu(), sc.cpu(), on_path.cpu(), bonus.cpu(),
                                       int(nodes["sc"].shape[1])))
             roots = bonus
             pending = new_pending
+            pend_f = new_f if feat else None
             tkv.compact()
             dkv.compact()
         else:
