@@ -1,12 +1,16 @@
-"""Benchmark speculative decoding on the embedded SmolLM2 with the shipped draft: plain greedy, transformers'
-assisted generation, a fixed chain, an EAGLE-2-style fixed-budget tree and CAST, at batch 1 and 4.
+"""Benchmark speculative decoding of the embedded SmolLM2 against transformers' `generate` greedy, in one run.
 
-    python benchmarks/cast.py [--prompts 8] [--new-tokens 64] [--batches 1 4] [--threads 2] [--quick]
+    python benchmarks/cast.py [--prompts 8] [--new-tokens 64] [--batches 1 2 4] [--threads 2] [--quick]
+                              [--sweep] [--save data/cast/benchmark_cpu.json]
 
-Held-out prompts: MT-Bench questions and HumanEval functions (data/cast/eval_prompts.jsonl). Everything is
-measured in this one run; every method's output is checked token for token against plain greedy decoding.
-Wall-clock speedups depend on how loaded the machine is: the load average is printed. The last line is one
-JSON object with the speedups over plain decoding.
+Methods: transformers' `generate` greedy (the baseline every speedup divides by), its assisted generation with
+the token-level draft and its prompt-lookup decoding (both batch 1 only), this package's plain loop, and chain /
+EAGLE-2-style fixed tree / CAST with the feature-level (EAGLE) draft and with the token-level draft. Held-out
+prompts: MT-Bench questions and HumanEval functions (data/cast/eval_prompts.jsonl). Every method's output is
+checked token for token against `generate` one prompt at a time. Also measured: each draft's top-1 agreement
+with the target and the cost of verifying n tree tokens relative to one decode step. With --save, everything
+(and, with --sweep, the fixed-tree sweep behind notebook 07's sliders) is written as JSON with the machine it was
+measured on; notebook 07 shows that file on first open. The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -25,40 +29,42 @@ from nblib import cast  # noqa: E402
 
 
 def main() -> None:
-    """Run every method at every batch size; print a table, then one JSON line."""
+    """Run every method at every batch size; print tables, then one JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=64)
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="small profile grid (CI)")
+    ap.add_argument("--sweep", action="store_true", help="also measure the fixed-tree sweep of notebook 07")
+    ap.add_argument("--save", type=Path, default=None, help="write every measurement to this JSON file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    target, tok, draft = cast.bench.load_pair()
+    target, tok, _ = cast.bench.load_pair()
+    drafts = cast.bench.load_drafts(target)
     rows_p = cast.bench.eval_prompts(a.prompts)
     prompts = [cast.bench.chat_ids(tok, r["prompt"]) for r in rows_p]
     print(f"prompts: {a.prompts} held out ({', '.join(sorted({r['source'] for r in rows_p}))}), "
           f"{sum(map(len, prompts)) / len(prompts):.0f} tokens on average; up to {a.new_tokens} new tokens each")
-    print(f"load average before: {os.getloadavg()}  (2 cores shared with other jobs distort wall-clock speedups)")
-    rows, env = cast.bench.compare(target, draft, tok, prompts, tuple(a.batches), a.new_tokens, a.quick)
-    df = cast.bench.table(rows)
-    with __import__("pandas").option_context("display.width", 160, "display.max_columns", 20):
+    print(f"load average before: {os.getloadavg()}  (wall-clock speedups need a quiet machine)")
+    result = cast.bench.full_benchmark(target, drafts, tok, prompts, tuple(a.batches), a.new_tokens, a.quick,
+                                       sweep=a.sweep)
+    df = cast.bench.table(result["rows"])
+    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 20):
         print(df.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print("draft top-1 agreement with the target (on its own greedy continuations):",
+          json.dumps(result["agreement"]))
+    print("verify cost, n tree tokens / one decode step (lean path, transformers' forward, FLOPs):")
+    for r in result["verify_cost"]:
+        print(f"  n={r['n']:3d}  lean {r['lean_rel']:.2f}x  hf {r['hf_rel']:.2f}x  flops {r['flops_rel']:.0f}x")
+    env = result["env"]
     print(f"device: {env['device']}; torch threads {env['threads']}; load average before {env['loadavg_before']}, "
           f"after {env['loadavg_after']}; total {time.perf_counter() - t0:.0f} s")
-    out = {"benchmark": "cast", "loadavg_before": env["loadavg_before"], "loadavg_after": env["loadavg_after"],
-           "threads": env["threads"], "prompts": a.prompts, "new_tokens": a.new_tokens,
-           "all_lossless": all(r.get("lossless", True) for r in rows),
-           "speedup_over_plain": {f"b{r['batch']}": {} for r in rows},
-           "accepted_per_call": {f"b{r['batch']}": {} for r in rows},
-           "tokens_per_s": {f"b{r['batch']}": {} for r in rows}}
-    for r in rows:
-        if "speedup" in r:
-            out["speedup_over_plain"][f"b{r['batch']}"][r["method"]] = round(r["speedup"], 3)
-            out["accepted_per_call"][f"b{r['batch']}"][r["method"]] = round(r["accepted_per_call"], 3)
-            out["tokens_per_s"][f"b{r['batch']}"][r["method"]] = round(r["tokens_per_s"], 2)
-    print(json.dumps(out))
+    if a.save is not None:
+        cast.bench.save_benchmark(result, a.save)
+        print(f"saved {a.save}")
+    print(json.dumps(cast.bench.headline(result, a.prompts, a.new_tokens)))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,33 @@ def _draft(path: Path) -> None:
         assert torch.isfinite(d.model(torch.tensor([[1, 2, 3]])).logits).all()
 
 
+def _eagle(path: Path) -> None:
+    """The shipped feature draft on a stand-in target of SmolLM2's vocabulary and width."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from nblib.cast import eagle
+
+    info = json.loads(path.with_suffix(".json").read_text())
+    c = info["config"]
+    torch.manual_seed(0)
+    stand_in = LlamaForCausalLM(LlamaConfig(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
+                                            intermediate_size=32, num_hidden_layers=1, num_attention_heads=9,
+                                            num_key_value_heads=3, head_dim=64, tie_word_embeddings=True)).eval()
+    d = eagle.load(path, stand_in)
+    assert d.draft_params == info["parameters"] and len(d.vocab) == info["draft_vocab"]
+    with torch.no_grad():
+        f = d.fuse(torch.tensor([[1, 2, 3]]), torch.randn(1, 3, c["hidden_size"]))
+        assert torch.isfinite(f).all()
+
+
+def _cast_benchmark(path: Path) -> None:
+    from nblib import cast
+
+    res = cast.bench.load_benchmark(path)
+    head = cast.bench.headline(res)
+    assert head["lossless"] and res["sweep"] and res["machine"]["device"]
+
+
 def _json(path: Path) -> None:
     json.loads(path.read_text())
 
@@ -166,6 +193,9 @@ LOADERS = [
     ("koala/mnist_subset.npz", _mnist),
     ("cast/draft.safetensors", _draft),
     ("cast/draft.json", lambda p: _draft(p.with_suffix(".safetensors"))),
+    ("cast/eagle.safetensors", _eagle),
+    ("cast/eagle.json", lambda p: _eagle(p.with_suffix(".safetensors"))),
+    ("cast/benchmark_cpu.json", _cast_benchmark),
     ("lwe/*_pairs.jsonl", _lwe_cases),
     ("lwe/runs_*.json", _lwe_runs),
     ("d2dmoe/*_delta.safetensors", _d2dmoe_delta),

@@ -195,12 +195,15 @@ def compare(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 4),
         rows.append(r)
     reference = greedy_reference(target, prompts, max_new, eos)
     base = {r["batch"]: r for r in rows if r["method"] == BASELINE}
+    for r in rows:  # tokens per row per target call of the baseline: 1 by construction
+        if r["method"] == BASELINE and "outputs" in r:
+            r["accepted_per_call"] = 1.0
     for r in rows:
         if "outputs" in r:
             r["lossless"] = r["outputs"] == reference
             r["speedup"] = r["tokens_per_s"] / base[r["batch"]]["tokens_per_s"]
     return rows, {"loadavg_before": load0, "loadavg_after": os.getloadavg(), "threads": torch.get_num_threads(),
-                  "device": device_name(next(target.parameters()).device)}
+                  "device": device_name(next(target.parameters()).device), "reference": reference}
 
 
 def speedup(rows: list[dict], method: str, batch: int, draft: str | None = None) -> float | None:
@@ -275,11 +278,11 @@ def verify_cost(target, ns=(1, 2, 4, 8, 16, 32, 64), context: int = 160, batch: 
         mask = torch.zeros(batch, 1, n, L + n, device=dev)
         mask[:, :, :, L:].masked_fill_(~anc[:, None], -1e9)
 
-        def lean():
+        def lean(tok=tok, anc=anc, dep=dep, ok=ok):
             head(target, lm_hidden(target, kv, tok, anc, dep, ok))
             kv.truncate(L)
 
-        def hf():
+        def hf(tok=tok, mask=mask, dep=dep):
             target(input_ids=tok, attention_mask=mask, position_ids=kv.n_pos[:, None] + dep, cache=kv.cache,
                    use_cache=True)
             kv.truncate(L)
@@ -296,6 +299,146 @@ def verify_cost(target, ns=(1, 2, 4, 8, 16, 32, 64), context: int = 160, batch: 
         r["hf_rel"] = r["hf_s"] / one["lean_s"]
         r["flops_rel"] = r["flops"] / one["flops"]
     return out
+
+
+SWEEP_GRID = {"depths": (2, 3, 4, 6), "top_ks": (1, 2, 4), "budgets": (4, 8, 16), "batches": (1, 4)}
+SWEEP_PROMPTS, SWEEP_NEW = 2, 32
+
+
+def full_benchmark(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 2, 4), max_new: int = 64,
+                   quick: bool = False, sweep: bool = False, progress: bool = True) -> dict:
+    """`compare`, both drafts' agreement, the verify-cost curve and (optionally) the slider sweep, in one run."""
+    import platform
+
+    import transformers
+
+    rows, env = compare(target, drafts, tok, prompts, batches, max_new, quick, progress)
+    reference = env.pop("reference")
+    agreement = {k: draft_agreement(target, d, prompts, reference) for k, d in drafts.items()}
+    context = int(sum(map(len, prompts)) / len(prompts)) + max_new // 2
+    ns = (1, 2, 4, 8, 16, 32) if quick else (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
+    vc = verify_cost(target, ns, context=context, repeats=3 if quick else 7)
+    out = {"rows": rows, "env": env, "agreement": agreement, "verify_cost": vc, "verify_context": context,
+           "machine": {"device": env["device"], "threads": env["threads"], "python": platform.python_version(),
+                       "torch": torch.__version__, "transformers": transformers.__version__,
+                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
+           "prompts": len(prompts), "max_new": max_new, "quick": quick}
+    if sweep:
+        g = SWEEP_GRID
+        out["sweep"] = cached_sweep(target, drafts["feature"], prompts[:SWEEP_PROMPTS], g["depths"], g["top_ks"],
+                                    g["budgets"], g["batches"], SWEEP_NEW, tok.eos_token_id)
+        out["sweep_grid"] = {k: list(v) for k, v in g.items()}
+    return out
+
+
+def save_benchmark(result: dict, path: Path | str) -> Path:
+    """Write a full_benchmark result as JSON (token outputs dropped: they were checked, not kept)."""
+    path = Path(path)
+    slim = {**result, "rows": [{k: v for k, v in r.items() if k != "outputs"} for r in result["rows"]]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(slim, indent=1, default=float) + "\n")
+    return path
+
+
+def load_benchmark(path: Path | str | None = None) -> dict:
+    """The shipped benchmark of this suite's machine (data/cast/benchmark_cpu.json), or another saved one."""
+    path = Path(path) if path is not None else DATA / "benchmark_cpu.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no saved CAST benchmark at {path}: run `python benchmarks/cast.py --sweep --save {path}`")
+    return json.loads(path.read_text())
+
+
+def headline(result: dict, prompts: int | None = None, max_new: int | None = None) -> dict:
+    """The benchmark's JSON line: speedups over `generate` greedy, tokens per call, agreement, losslessness."""
+    rows = result["rows"]
+    batches = sorted({r["batch"] for r in rows})
+
+    def sp(method, b, draft=None):
+        v = speedup(rows, method, b, draft)
+        return None if v is None else round(v, 3)
+
+    feat = "feature (EAGLE)"
+    out = {"benchmark": "cast",
+           "cast_over_generate_b1": sp("CAST", 1, feat), "eagle_tree_over_generate_b1": sp("EAGLE-2 tree", 1, feat),
+           "chain_over_generate_b1": sp("chain", 1, feat),
+           "prompt_lookup_over_generate_b1": sp("HF prompt lookup", 1),
+           "assisted_over_generate_b1": sp("HF assisted", 1),
+           "token_draft_cast_over_generate_b1": sp("CAST", 1, "token"),
+           "nblib_plain_over_generate_b1": sp("nblib plain greedy", 1),
+           "draft_top1_agreement": result["agreement"].get("feature", {}).get("agree1"),
+           "draft_agreement_by_depth": result["agreement"].get("feature"),
+           "token_draft_top1_agreement": result["agreement"].get("token", {}).get("agree1"),
+           "lossless": all(r.get("lossless", True) for r in rows),
+           "lossless_by_method": {f"{r['method']} [{r.get('draft', '-')}] b{r['batch']}": r["lossless"]
+                                  for r in rows if "lossless" in r}}
+    for b in batches:
+        for m, key in (("CAST", "cast"), ("EAGLE-2 tree", "eagle_tree"), ("chain", "chain")):
+            out[f"{key}_over_generate_b{b}"] = sp(m, b, feat)
+    out["cast_ge_tree_every_batch"] = all((out[f"cast_over_generate_b{b}"] or 0) >= (out[f"eagle_tree_over_generate_b{b}"] or 0)
+                                          for b in batches)
+    out["tokens_per_call"] = {f"{r['method']} [{r.get('draft', '-')}] b{r['batch']}": round(r["accepted_per_call"], 3)
+                              for r in rows if r.get("accepted_per_call") == r.get("accepted_per_call")
+                              and "accepted_per_call" in r}
+    vc = {r["n"]: r for r in result["verify_cost"]}
+    out["verify32_over_decode"] = round(vc[32]["lean_rel"], 3) if 32 in vc else None
+    env = result["env"]
+    out.update({"prompts": prompts if prompts is not None else result.get("prompts"),
+                "new_tokens": max_new if max_new is not None else result.get("max_new"),
+                "threads": env["threads"], "loadavg_before": env["loadavg_before"],
+                "loadavg_after": env["loadavg_after"], "device": env["device"]})
+    return out
+
+
+def paper_vs_ours(head: dict):
+    """The paper's headline claims beside this suite's measured numbers (from `headline`), as a DataFrame."""
+    import pandas as pd
+
+    def x(v):
+        return "did not run" if v is None else f"{v:.2f}x"
+
+    def pct(a, b):
+        return "did not run" if a is None or b is None else f"{100 * (a / b - 1):+.0f} %"
+
+    bmax = max(int(k.rsplit("_b", 1)[1]) for k in head if k.startswith("cast_over_generate_b"))
+    return pd.DataFrame([
+        {"claim": "speedup over plain decoding, batch 1", "paper (GPU, 8-70 B targets)": "up to 5.2x",
+         "ours (SmolLM2-135M, CPU)": f"CAST {x(head['cast_over_generate_b1'])} of generate greedy"},
+        {"claim": "CAST over a fixed EAGLE-2 tree, batch 1", "paper (GPU, 8-70 B targets)": "+5 to +20 %",
+         "ours (SmolLM2-135M, CPU)": pct(head["cast_over_generate_b1"], head["eagle_tree_over_generate_b1"])},
+        {"claim": f"CAST over a fixed EAGLE-2 tree, batch {bmax}", "paper (GPU, 8-70 B targets)":
+         "larger at batch 8 (e.g. 2.6x vs 2.0x)",
+         "ours (SmolLM2-135M, CPU)": pct(head[f"cast_over_generate_b{bmax}"], head[f"eagle_tree_over_generate_b{bmax}"])},
+        {"claim": "peers at batch 1: assisted generation / prompt lookup", "paper (GPU, 8-70 B targets)": "-",
+         "ours (SmolLM2-135M, CPU)": f"{x(head['assisted_over_generate_b1'])} / "
+                                     f"{x(head['prompt_lookup_over_generate_b1'])}"},
+        {"claim": "draft top-1 agreement (feature / token draft)", "paper (GPU, 8-70 B targets)": "-",
+         "ours (SmolLM2-135M, CPU)": f"{head['draft_top1_agreement']:.0%} / {head['token_draft_top1_agreement']:.0%}"},
+        {"claim": "output identical to greedy decoding", "paper (GPU, 8-70 B targets)": "yes (lossless)",
+         "ours (SmolLM2-135M, CPU)": "yes, every method and batch" if head["lossless"] else "NO (see the table)"},
+    ])
+
+
+MODEL_OPS = ("aten::mm", "aten::matmul", "aten::addmm", "aten::bmm", "aten::linear",
+             "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_efficient_attention",
+             "aten::_scaled_dot_product_flash_attention", "aten::scaled_dot_product_attention")
+
+
+def profile_ops(target, draft, prompts: list[list[int]], max_new: int = 32, policy=None, rows: int = 12) -> dict:
+    """torch's profiler on one speculative `generate`: ops by self CPU time, and the share that is model compute."""
+    import pandas as pd
+    from torch.profiler import ProfilerActivity, profile
+
+    policy = policy if policy is not None else FixedTree(5, 8, 32)
+    generate(target, draft, prompts, 4, policy)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        generate(target, draft, prompts, max_new, policy)
+    ev = [e for e in prof.key_averages()]
+    total = sum(e.self_cpu_time_total for e in ev)
+    df = pd.DataFrame([{"op": e.key, "self CPU ms": e.self_cpu_time_total / 1e3,
+                        "share": e.self_cpu_time_total / total, "calls": e.count} for e in ev])
+    df = df.sort_values("self CPU ms", ascending=False).reset_index(drop=True)
+    model = float(df[df["op"].isin(MODEL_OPS)]["share"].sum())
+    return {"table": df.head(rows).round(3), "model_share": model, "total_ms": total / 1e3}
 
 
 def table(rows: list[dict]):

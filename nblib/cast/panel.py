@@ -33,6 +33,14 @@ def tree_layout(parent: list[int], depth: list[int]) -> dict[int, tuple[float, f
     return pos
 
 
+def _label(tok, token_id: int, max_label: int) -> str:
+    """A token as a readable node label: newlines as \\n, a leading space as a visible dot."""
+    text = tok.decode([token_id]).replace("\n", "\\n")
+    if text.startswith(" "):
+        text = "\u00b7" + text[1:]
+    return text[:max_label] or "\u2205"
+
+
 def draw_tree(tree, row: int, tok, ax=None, max_label: int = 10):
     """Draw one verified draft tree (a cast.Tree) for one batch row; the accepted path in green, bonus token after it."""
     with style.context():
@@ -47,15 +55,15 @@ def draw_tree(tree, row: int, tok, ax=None, max_label: int = 10):
             on = acc[i]
             ax.plot([x0, x1], [y0, y1], "-", color=accept if on else "0.75", lw=2.5 if on else 0.8, zorder=1)
         for i, (x, y) in pos.items():
-            text = tok.decode([toks[i]]).replace("\n", "\\n")[:max_label] if i else "root"
-            ax.text(x, y, text, ha="center", va="center", fontsize="x-small", zorder=3,
+            text = _label(tok, toks[i], max_label) if i else "root"
+            ax.text(x, y, text, ha="center", va="center", fontsize="small", zorder=3,
                     bbox=dict(boxstyle="round,pad=0.2", fc=accept if acc[i] else "white", ec="0.4",
                               alpha=0.9 if acc[i] else 0.8))
         last = max((i for i in range(len(acc)) if acc[i]), key=lambda i: dep[i])
         bx, by = pos[last][0] + 1, pos[last][1]
         ax.annotate("", (bx - 0.15, by), (pos[last][0] + 0.15, by), arrowprops=dict(arrowstyle="->", color=bonus))
-        ax.text(bx, by, tok.decode([int(tree.bonus[row])]).replace("\n", "\\n")[:max_label] + "\n(bonus)",
-                ha="left", va="center", fontsize="x-small", color=bonus)
+        ax.text(bx, by, _label(tok, int(tree.bonus[row]), max_label) + "\n(bonus)",
+                ha="left", va="center", fontsize="small", color=bonus)
         ax.set_xlabel("depth in the tree (tokens ahead of the committed text)")
         style.integer_axis(ax, "x")
         ax.set_yticks([])
@@ -82,6 +90,76 @@ def latency_figure(profiles: dict, context: int | None = None) -> Figure:
                          f"target: one verification call\n(cache {cache} tokens)", integer_x=True)
         style.label_axes(ax2, "tokens drafted in one tree level", "ms per draft call", "draft: one tree level",
                          integer_x=True)
+        fig.tight_layout()
+    return fig
+
+
+def verify_cost_figure(rows: list[dict], context: int | None = None) -> Figure:
+    """Cost of verifying n tree tokens relative to one decode step: measured (lean, transformers) beside FLOPs."""
+    with style.context():
+        fig = Figure(figsize=(11, 3.8), dpi=80)
+        ax1, ax2 = fig.subplots(1, 2)
+        n = [r["n"] for r in rows]
+        for ax in (ax1, ax2):
+            ax.plot(n, [r["lean_rel"] for r in rows], "o-", color=style.COLORS[0], label="measured: lean path (used)")
+            ax.plot(n, [r["hf_rel"] for r in rows], "s--", color=style.COLORS[1], label="measured: transformers' forward")
+            ax.plot(n, [r["flops_rel"] for r in rows], ":", color="0.4", label="FLOPs alone predict")
+        ax1.set_yscale("log")
+        ctx = f" (cache {context} tokens)" if context else ""
+        style.label_axes(ax1, "tree tokens verified in one call (n)", "cost / one decode step",
+                         f"one target call on n tokens{ctx}, log scale", loc="upper left")
+        ax2.set_ylim(0, max(r["hf_rel"] for r in rows) * 1.15)
+        style.label_axes(ax2, "tree tokens verified in one call (n)", "cost / one decode step",
+                         "the same, linear scale: FLOPs (dotted) leave the plot", loc="upper left")
+        fig.tight_layout()
+    return fig
+
+
+def agreement_figure(agreement: dict) -> Figure:
+    """Top-1 agreement with the target per draft: depth 1 reads the target's feature, deeper its own predictions."""
+    with style.context():
+        fig = Figure(figsize=(7, 3.4), dpi=80)
+        ax = fig.subplots()
+        names = {"feature": "feature draft (EAGLE)", "token": "token draft"}
+        width = 0.38
+        for j, (kind, ag) in enumerate(sorted(agreement.items())):
+            depths = sorted(int(k[5:]) for k in ag)
+            xs = np.array(depths) + (j - 0.5) * width
+            bars = ax.bar(xs, [ag[f"agree{d}"] for d in depths], width, color=style.COLORS[j],
+                          label=names.get(kind, kind))
+            ax.bar_label(bars, fmt="%.2f", fontsize="small")
+        ax.set_ylim(0, 1)
+        style.integer_axis(ax, "x")
+        style.label_axes(ax, "tree depth (steps ahead of the committed text)",
+                         "top-1 agreement with the target", "does the draft's first choice match the target's?",
+                         loc="upper right")
+        fig.tight_layout()
+    return fig
+
+
+def speedup_figure(rows: list[dict]) -> Figure:
+    """Tokens/s over transformers' generate greedy per method and batch size; 1 = no gain (dashed)."""
+    with style.context():
+        fig = Figure(figsize=(11, 4), dpi=80)
+        ax = fig.subplots()
+        done = [r for r in rows if r.get("speedup") is not None and r.get("speedup") == r.get("speedup")]
+        labels = []
+        for r in done:
+            lab = r["method"] + ("" if r.get("draft", "–") == "–" else f" · {r['draft'].split()[0]}")
+            if lab not in labels:
+                labels.append(lab)
+        batches = sorted({r["batch"] for r in done})
+        width = 0.8 / max(1, len(batches))
+        for j, b in enumerate(batches):
+            vals = {(r["method"] + ("" if r.get("draft", "–") == "–" else f" · {r['draft'].split()[0]}")): r["speedup"]
+                    for r in done if r["batch"] == b}
+            xs = [i + (j - (len(batches) - 1) / 2) * width for i, lab in enumerate(labels) if lab in vals]
+            ax.bar(xs, [vals[lab] for lab in labels if lab in vals], width, color=style.COLORS[j], label=f"batch {b}")
+        ax.axhline(1, color="k", ls="--", lw=1, label="generate greedy (= 1)")
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize="small")
+        style.label_axes(ax, "", "tokens/s ÷ generate greedy's", "speedup over transformers' generate, same run",
+                         loc="upper right")
         fig.tight_layout()
     return fig
 

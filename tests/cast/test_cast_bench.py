@@ -1,0 +1,75 @@
+"""nblib.cast.bench: the side-by-side run with transformers' peers, agreement, verify cost, the headline, files."""
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+from nblib import cast
+from nblib.cast import eagle
+from nblib.cast.draft import Draft
+
+
+@pytest.fixture(scope="module")
+def pair(models):
+    """A tiny target, its feature draft and a token draft (a tiny Llama over the full vocabulary)."""
+    T = models["t_small"]
+    torch.manual_seed(3)
+    fd = eagle.init_from_target(T, range(T.config.vocab_size)).eval()
+    return T, {"feature": fd, "token": Draft(models["d_rand"], torch.arange(T.config.vocab_size))}
+
+
+def test_compare_runs_every_peer_losslessly(pair, prompts):
+    """Every method at batch 1 and 2 equals generate; the peers refuse batch 2 with a note; baseline speedup is 1."""
+    T, drafts = pair
+    tok = types.SimpleNamespace(eos_token_id=None)
+    rows, env = cast.bench.compare(T, drafts, tok, prompts(2), batches=(1, 2), max_new=10, quick=True, progress=False)
+    ran = [r for r in rows if "outputs" in r]
+    assert all(r["lossless"] for r in ran)
+    assert {r["method"] for r in ran if r["batch"] == 1} >= {"HF generate greedy", "HF assisted", "HF prompt lookup",
+                                                             "nblib plain greedy", "chain", "EAGLE-2 tree", "CAST"}
+    assert {r["method"] for r in rows if "note" in r} == {"HF assisted", "HF prompt lookup"}
+    assert all(r["speedup"] == 1.0 for r in ran if r["method"] == "HF generate greedy")
+    assert {r["draft"] for r in ran if r["method"] == "CAST"} == {"feature (EAGLE)", "token"}
+    assert len(env["reference"]) == 2
+    head = cast.bench.headline({"rows": rows, "env": env, "agreement": {"feature": {"agree1": 0.5}, "token": {"agree1": 0.4}},
+                                "verify_cost": [{"n": 1, "lean_rel": 1.0}]}, 2, 10)
+    for key in ("cast_over_generate_b1", "eagle_tree_over_generate_b1", "prompt_lookup_over_generate_b1",
+                "assisted_over_generate_b1", "draft_top1_agreement", "lossless"):
+        assert key in head
+    assert head["lossless"] is True and head["cast_over_generate_b2"] is not None
+    table = cast.bench.paper_vs_ours(head)
+    assert "5.2x" in table.iloc[0, 1]
+
+
+def test_self_draft_agrees_everywhere(models, prompts):
+    """The target as its own token draft agrees with itself on every position; a random draft does not."""
+    T = models["t_small"]
+    ps = prompts(2)
+    ref = cast.greedy_reference(T, ps, 12)
+    full = torch.arange(T.config.vocab_size)
+    assert cast.bench.draft_agreement(T, Draft(T, full), ps, ref) == {"agree1": 1.0}
+    assert cast.bench.draft_agreement(T, Draft(models["d_rand"], full), ps, ref)["agree1"] < 0.5
+    fd = eagle.init_from_target(T, full)
+    assert set(cast.bench.draft_agreement(T, fd, ps, ref)) == {"agree1", "agree2", "agree3"}
+
+
+def test_verify_cost_flops_are_linear_and_profile_finds_the_model(pair):
+    """FLOPs of n tree tokens are n times one step's; the profiler attributes time to the model's matmuls."""
+    T, drafts = pair
+    vc = cast.bench.verify_cost(T, ns=(1, 4, 8), context=20, repeats=2)
+    assert [round(r["flops_rel"]) for r in vc] == [1, 4, 8]
+    assert vc[0]["lean_rel"] == 1.0 and all(r["lean_s"] > 0 and r["hf_s"] > 0 for r in vc)
+    prof = cast.bench.profile_ops(T, drafts["feature"], [[1, 2, 3, 4]], max_new=6)
+    assert 0 < prof["model_share"] <= 1 and len(prof["table"]) > 3
+
+
+def test_saved_benchmark_round_trip(tmp_path):
+    """save_benchmark drops the outputs and load_benchmark reads it back; a missing file names the command."""
+    res = {"rows": [{"method": "m", "outputs": [[1]], "speedup": 1.0}], "env": {}, "agreement": {}}
+    path = cast.bench.save_benchmark(res, tmp_path / "b.json")
+    back = cast.bench.load_benchmark(path)
+    assert back["rows"] == [{"method": "m", "speedup": 1.0}]
+    with pytest.raises(FileNotFoundError, match="benchmarks/cast.py"):
+        cast.bench.load_benchmark(tmp_path / "none.json")
