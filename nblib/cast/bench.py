@@ -142,8 +142,7 @@ def run_prompt_lookup(target, prompts: list[list[int]], batch: int, max_new: int
 def profiles(target, draft, batches, quick: bool = False) -> dict:
     """Latency profiles (cached per device and batch size) on a grid sized for the run mode."""
     kw = dict(contexts=(160,), target_n=(1, 4, 8, 16, 32), draft_n=(1, 4, 8), repeats=2) if quick \
-        else dict(contexts=(64, 128, 256, 384), target_n=(1, 2, 4, 8, 12, 16, 24, 32, 48, 64), draft_n=(1, 2, 4, 8, 16),
-                  repeats=3)
+        else dict(contexts=(128, 256), target_n=(1, 2, 4, 8, 12, 16, 24, 32, 48), draft_n=(1, 2, 4, 8, 16), repeats=3)
     return {b: cached_profile(target, draft, b, **kw) for b in batches}
 
 
@@ -302,6 +301,7 @@ def verify_cost(target, ns=(1, 2, 4, 8, 16, 32, 64), context: int = 160, batch: 
 
 
 SWEEP_GRID = {"depths": (2, 3, 4, 6), "top_ks": (1, 2, 4), "budgets": (4, 8, 16), "batches": (1, 4)}
+SWEEP_GRID_QUICK = {"depths": (2, 4), "top_ks": (1, 4), "budgets": (4, 8), "batches": (1, 2)}
 SWEEP_PROMPTS, SWEEP_NEW = 2, 32
 
 
@@ -324,7 +324,7 @@ def full_benchmark(target, drafts: dict, tok, prompts: list[list[int]], batches=
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
            "prompts": len(prompts), "max_new": max_new, "quick": quick}
     if sweep:
-        g = SWEEP_GRID
+        g = SWEEP_GRID_QUICK if quick else SWEEP_GRID
         out["sweep"] = cached_sweep(target, drafts["feature"], prompts[:SWEEP_PROMPTS], g["depths"], g["top_ks"],
                                     g["budgets"], g["batches"], SWEEP_NEW, tok.eos_token_id)
         out["sweep_grid"] = {k: list(v) for k, v in g.items()}
@@ -418,6 +418,26 @@ def paper_vs_ours(head: dict):
     ])
 
 
+class _quiet_fd2:
+    """Send file descriptor 2 to /dev/null for a block (the profiler's C++ start/stop log lines; Python errors still
+    raise normally)."""
+
+    def __enter__(self):
+        import sys
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        self.null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self.null, 2)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        os.close(self.null)
+        return False
+
+
 MODEL_OPS = ("aten::mm", "aten::matmul", "aten::addmm", "aten::bmm", "aten::linear",
              "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_efficient_attention",
              "aten::_scaled_dot_product_flash_attention", "aten::scaled_dot_product_attention")
@@ -430,7 +450,7 @@ def profile_ops(target, draft, prompts: list[list[int]], max_new: int = 32, poli
 
     policy = policy if policy is not None else FixedTree(5, 8, 32)
     generate(target, draft, prompts, 4, policy)  # warm-up
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _quiet_fd2(), profile(activities=[ProfilerActivity.CPU]) as prof:  # kineto prints start/stop lines on fd 2
         generate(target, draft, prompts, max_new, policy)
     ev = [e for e in prof.key_averages()]
     total = sum(e.self_cpu_time_total for e in ev)

@@ -156,10 +156,11 @@ def speedup_figure(rows: list[dict]) -> Figure:
             xs = [i + (j - (len(batches) - 1) / 2) * width for i, lab in enumerate(labels) if lab in vals]
             ax.bar(xs, [vals[lab] for lab in labels if lab in vals], width, color=style.COLORS[j], label=f"batch {b}")
         ax.axhline(1, color="k", ls="--", lw=1, label="generate greedy (= 1)")
+        ax.set_ylim(0, max([1.0] + [r["speedup"] for r in done]) * 1.3)  # room for the legend above the bars
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize="small")
         style.label_axes(ax, "", "tokens/s ÷ generate greedy's", "speedup over transformers' generate, same run",
-                         loc="upper right")
+                         loc="upper center", ncol=len(batches) + 1)
         fig.tight_layout()
     return fig
 
