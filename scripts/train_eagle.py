@@ -160,7 +160,7 @@ def main() -> None:
     feat_s = time.perf_counter() - t1
     g = torch.Generator().manual_seed(0)
     val, train = [], []
-    for name, rows in data.items():  # hold out 1 row in 16 of every source
+    for rows in data.values():  # hold out 1 row in 16 of every source
         perm = torch.randperm(len(rows), generator=g).tolist()
         k = max(4, len(rows) // 16)
         val += [rows[i] for i in perm[:k]]
