@@ -55,7 +55,7 @@ PANELS = [
     Panel("04_steer.ipynb", "nb04-threshold", ("ArrowLeft",), "nb04-readout"),  # one notch down the grid
     Panel("05_hierrouter.ipynb", "nb05-lam", ("ArrowRight",), "nb05-readout", "λ 0.4 ·", "λ 1 ·"),  # committed λs
     Panel("06_c3po.ipynb", "nb06-alpha", ("ArrowRight",), "nb06-readout", "alpha 0.10 ·", "alpha 0.11 ·"),
-    Panel("07_cast.ipynb", "nb07-depth", ("ArrowRight",), "nb07-readout", "depth 2 ·", "depth 4 ·"),
+    Panel("07_cast.ipynb", "nb07-depth", ("ArrowRight",), "nb07-readout", "depth 2 ·", "depth 3 ·"),
 ]
 
 
