@@ -64,18 +64,23 @@ def _mnist(path: Path) -> None:
     _assert_no_pickle_np_load(tiny.load_digits)
 
 
-def _draft(path: Path) -> None:
-    """The shipped draft on a stand-in target of SmolLM2's vocabulary and width (loading SmolLM2 itself is slow)."""
+def _stand_in(c: dict):
+    """A one-block Llama with a draft config's vocabulary and width: a cheap stand-in for SmolLM2."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
+                                        intermediate_size=32, num_hidden_layers=1, num_attention_heads=9,
+                                        num_key_value_heads=3, head_dim=64, tie_word_embeddings=True)).eval()
+
+
+def _draft(path: Path) -> None:
+    """The shipped draft on a stand-in target of SmolLM2's vocabulary and width (loading SmolLM2 itself is slow)."""
     from nblib import cast
 
     info = json.loads(path.with_suffix(".json").read_text())
     c = info["config"]
-    torch.manual_seed(0)
-    stand_in = LlamaForCausalLM(LlamaConfig(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
-                                            intermediate_size=32, num_hidden_layers=1, num_attention_heads=9,
-                                            num_key_value_heads=3, head_dim=64, tie_word_embeddings=True)).eval()
+    stand_in = _stand_in(c)
     d = cast.draft.load(path, stand_in)
     own = sum(p.numel() for n, p in d.model.named_parameters() if "embed" not in n and "lm_head" not in n)
     assert own == info["parameters"] and len(d.vocab) == info["draft_vocab"]
@@ -86,16 +91,11 @@ def _draft(path: Path) -> None:
 
 def _eagle(path: Path) -> None:
     """The shipped feature draft on a stand-in target of SmolLM2's vocabulary and width."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from nblib.cast import eagle
 
     info = json.loads(path.with_suffix(".json").read_text())
     c = info["config"]
-    torch.manual_seed(0)
-    stand_in = LlamaForCausalLM(LlamaConfig(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
-                                            intermediate_size=32, num_hidden_layers=1, num_attention_heads=9,
-                                            num_key_value_heads=3, head_dim=64, tie_word_embeddings=True)).eval()
+    stand_in = _stand_in(c)
     d = eagle.load(path, stand_in)
     assert d.draft_params == info["parameters"] and len(d.vocab) == info["draft_vocab"]
     with torch.no_grad():

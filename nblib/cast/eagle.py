@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .draft import files  # the same <stem>.safetensors + <stem>.json pair as the token draft
 from .tree import body_forward
 
 FORMAT = "nblib.cast.eagle/1"
@@ -175,12 +176,6 @@ def loss_on(draft: FeatureDraft, feats: torch.Tensor, tokens: torch.Tensor, labe
 
 
 # ---------------------------------------------------------------------------------------------- files
-def files(path: Path | str) -> tuple[Path, Path]:
-    """The pair a feature draft is stored as: (<stem>.safetensors, <stem>.json)."""
-    path = Path(path)
-    return path.with_suffix(".safetensors"), path.with_suffix(".json")
-
-
 def save(draft: FeatureDraft, path: Path | str, meta: dict | None = None) -> Path:
     """Save fc, the block and the norm (fp16) and the draft vocabulary (int64 "vocab") + a JSON config; no pickle."""
     from safetensors.torch import save_file
