@@ -4,7 +4,9 @@
                               [--sweep] [--save data/cast/benchmark_cpu.json]
 
 Methods: transformers' `generate` greedy (the baseline every speedup divides by), its assisted generation with
-the token-level draft and its prompt-lookup decoding (both batch 1 only), this package's plain loop, and chain /
+the token-level draft and its prompt-lookup decoding (both batch 1 only), this package's plain loop (with the
+skinny verify kernel, and with torch's matmul: `over_plain` divides by the former, so it is speculation's own
+gain), and chain /
 EAGLE-2-style fixed tree / CAST with the feature-level (EAGLE) draft and with the token-level draft. Held-out
 prompts: MT-Bench questions and HumanEval functions (data/cast/eval_prompts.jsonl). Every method's output is
 checked token for token against `generate` one prompt at a time. Also measured: each draft's top-1 agreement
@@ -55,9 +57,13 @@ def main() -> None:
         print(df.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print("draft top-1 agreement with the target (on its own greedy continuations):",
           json.dumps(result["agreement"]))
-    print("verify cost, n tree tokens / one decode step (lean path, transformers' forward, FLOPs):")
+    print(f"matmul: {result['env'].get('kernel')}")
+    print("verify cost, n tree tokens / one decode step of the same path (lean + skinny kernel, lean + torch's "
+          "matmul, transformers' forward, FLOPs):")
     for r in result["verify_cost"]:
-        print(f"  n={r['n']:3d}  lean {r['lean_rel']:.2f}x  hf {r['hf_rel']:.2f}x  flops {r['flops_rel']:.0f}x")
+        print(f"  n={r['n']:3d}  lean {r['lean_rel']:.2f}x ({1e3 * r['lean_s']:.0f} ms)  torch {r['torch_rel']:.2f}x "
+              f"({1e3 * r['torch_s']:.0f} ms)  hf {r['hf_rel']:.2f}x ({1e3 * r['hf_s']:.0f} ms)  "
+              f"flops {r['flops_rel']:.0f}x")
     env = result["env"]
     print(f"device: {env['device']}; torch threads {env['threads']}; load average before {env['loadavg_before']}, "
           f"after {env['loadavg_after']}; total {time.perf_counter() - t0:.0f} s")

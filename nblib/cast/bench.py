@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from . import draft as draft_mod
+from . import kernel
 from .policy import CastPolicy, cached_profile, device_name
 from .tree import FixedTree, chain, generate, greedy_reference, is_feature_draft, plain_greedy, unpack_draft
 
@@ -57,14 +58,17 @@ def _batches(items: list, b: int):
 
 
 def run(name: str, target, draft, prompts: list[list[int]], batch: int, max_new: int, policy=None,
-        eos: int | None = None) -> dict:
-    """Decode every prompt in batches of `batch` with one method; tokens/s, mean tokens per target call, outputs."""
+        eos: int | None = None, kernels: bool = True) -> dict:
+    """Decode every prompt in batches of `batch` with one method; tokens/s, mean tokens per target call, outputs.
+
+    kernels: the skinny verify kernel (`nblib.cast.kernel`) for this package's loops; False: torch's matmul.
+    """
     outs, emitted, secs, acc, calls, dsec, vsec, row_calls = [], 0, 0.0, [], 0, 0.0, 0.0, 0
     for chunk in _batches(prompts, batch):
         if policy is None:
-            r = plain_greedy(target, chunk, max_new, eos)
+            r = plain_greedy(target, chunk, max_new, eos, kernels=kernels)
         else:
-            r = generate(target, draft, chunk, max_new, policy, eos)
+            r = generate(target, draft, chunk, max_new, policy, eos, kernels=kernels)
         outs += r.sequences
         emitted += r.emitted
         secs += r.seconds
@@ -153,6 +157,8 @@ def methods(profs: dict, chain_depth: int = 4, tree=(5, 8, 32)) -> dict:
 
 
 BASELINE = "HF generate greedy"
+PLAIN = "nblib plain greedy"              # this package's loop, lean layers + the skinny kernel: speculation's own baseline
+PLAIN_TORCH = "nblib plain (torch matmul)"  # the same loop with torch's matmul: what the kernel alone buys
 
 
 def compare(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 4), max_new: int = 64,
@@ -171,7 +177,7 @@ def compare(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 4),
     load0 = os.getloadavg()
     jobs = []
     for b in batches:
-        jobs += [(b, BASELINE, None), (b, "nblib plain greedy", None)]
+        jobs += [(b, BASELINE, None), (b, PLAIN_TORCH, None), (b, PLAIN, None)]
         if "token" in drafts:
             jobs.append((b, "HF assisted", "token"))
         jobs.append((b, "HF prompt lookup", None))
@@ -182,8 +188,8 @@ def compare(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 4),
     for b, m, kind in bar(jobs, desc="methods", enabled=progress):
         if m == BASELINE:
             r = run_hf(BASELINE, target, prompts, b, max_new, eos)
-        elif m == "nblib plain greedy":
-            r = run(m, target, None, prompts, b, max_new, None, eos)
+        elif m in (PLAIN, PLAIN_TORCH):
+            r = run(m, target, None, prompts, b, max_new, None, eos, kernels=m == PLAIN)
         elif m == "HF assisted":
             r = run_assisted(target, drafts["token"], prompts, b, max_new, eos)
         elif m == "HF prompt lookup":
@@ -201,7 +207,12 @@ def compare(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 4),
         if "outputs" in r:
             r["lossless"] = r["outputs"] == reference
             r["speedup"] = r["tokens_per_s"] / base[r["batch"]]["tokens_per_s"]
+    plain = {r["batch"]: r for r in rows if r["method"] == PLAIN and "tokens_per_s" in r}
+    for r in rows:  # speculation's own gain: over the same loop with the same kernels, no draft
+        if "tokens_per_s" in r and r["batch"] in plain:
+            r["over_plain"] = r["tokens_per_s"] / plain[r["batch"]]["tokens_per_s"]
     return rows, {"loadavg_before": load0, "loadavg_after": os.getloadavg(), "threads": torch.get_num_threads(),
+                  "kernel": kernel.status(),
                   "device": device_name(next(target.parameters()).device), "reference": reference}
 
 
@@ -252,8 +263,9 @@ def draft_agreement(target, draft, prompts: list[list[int]], continuations: list
 def verify_cost(target, ns=(1, 2, 4, 8, 16, 32, 64), context: int = 160, batch: int = 1, repeats: int = 5) -> list[dict]:
     """Cost of one target call on n tree tokens relative to one decode step (n = 1), measured and by FLOPs.
 
-    Two measured paths: transformers' model forward (mask building, output capture, the LM head on every
-    token) and the lean one `verify` uses (decoder layers called directly). FLOPs from torch's flop counter.
+    Three measured paths, each relative to its own n = 1: the lean one `verify` uses (decoder layers called
+    directly, the skinny kernel: "lean"), the same with torch's matmul ("torch") and transformers' model forward
+    (mask building, output capture, the LM head on every token: "hf"). FLOPs from torch's flop counter.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -277,8 +289,13 @@ def verify_cost(target, ns=(1, 2, 4, 8, 16, 32, 64), context: int = 160, batch: 
         mask = torch.zeros(batch, 1, n, L + n, device=dev)
         mask[:, :, :, L:].masked_fill_(~anc[:, None], -1e9)
 
-        def lean(tok=tok, anc=anc, dep=dep, ok=ok):
+        def torch_mm(tok=tok, anc=anc, dep=dep, ok=ok):
             head(target, lm_hidden(target, kv, tok, anc, dep, ok))
+            kv.truncate(L)
+
+        def lean(tok=tok, anc=anc, dep=dep, ok=ok):
+            with kernel.fast_linears(target):
+                head(target, lm_hidden(target, kv, tok, anc, dep, ok))
             kv.truncate(L)
 
         def hf(tok=tok, mask=mask, dep=dep):
@@ -288,14 +305,14 @@ def verify_cost(target, ns=(1, 2, 4, 8, 16, 32, 64), context: int = 160, batch: 
 
         with torch.no_grad():
             with FlopCounterMode(display=False) as fc:
-                lean()
-            t = time_interleaved({"lean": lean, "hf": hf}, warmup=1, repeats=repeats)
+                torch_mm()
+            t = time_interleaved({"lean": lean, "torch": torch_mm, "hf": hf}, warmup=1, repeats=repeats)
         out.append({"n": n, "flops": fc.get_total_flops(), "lean_s": t["lean"].median_ms / 1e3,
-                    "hf_s": t["hf"].median_ms / 1e3})
+                    "torch_s": t["torch"].median_ms / 1e3, "hf_s": t["hf"].median_ms / 1e3})
     one = out[0]
     for r in out:
-        r["lean_rel"] = r["lean_s"] / one["lean_s"]
-        r["hf_rel"] = r["hf_s"] / one["lean_s"]
+        for k in ("lean", "torch", "hf"):
+            r[f"{k}_rel"] = r[f"{k}_s"] / one[f"{k}_s"]
         r["flops_rel"] = r["flops"] / one["flops"]
     return out
 
@@ -364,7 +381,9 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
            "prompt_lookup_over_generate_b1": sp("HF prompt lookup", 1),
            "assisted_over_generate_b1": sp("HF assisted", 1),
            "token_draft_cast_over_generate_b1": sp("CAST", 1, "token"),
-           "nblib_plain_over_generate_b1": sp("nblib plain greedy", 1),
+           "nblib_plain_over_generate_b1": sp(PLAIN, 1),
+           "nblib_plain_torch_over_generate_b1": sp(PLAIN_TORCH, 1),
+           "cast_over_plain_b1": _over_plain(rows, "CAST", 1, feat),
            "draft_top1_agreement": result["agreement"].get("feature", {}).get("agree1"),
            "draft_agreement_by_depth": result["agreement"].get("feature"),
            "token_draft_top1_agreement": result["agreement"].get("token", {}).get("agree1"),
@@ -381,12 +400,22 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
                               and "accepted_per_call" in r}
     vc = {r["n"]: r for r in result["verify_cost"]}
     out["verify32_over_decode"] = round(vc[32]["lean_rel"], 3) if 32 in vc else None
+    out["verify4_over_decode"] = round(vc[4]["lean_rel"], 3) if 4 in vc else None
+    out["verify4_over_decode_torch"] = round(vc[4]["torch_rel"], 3) if 4 in vc and "torch_rel" in vc[4] else None
+    out["kernel"] = result["env"].get("kernel")
     env = result["env"]
     out.update({"prompts": prompts if prompts is not None else result.get("prompts"),
                 "new_tokens": max_new if max_new is not None else result.get("max_new"),
                 "threads": env["threads"], "loadavg_before": env["loadavg_before"],
                 "loadavg_after": env["loadavg_after"], "device": env["device"]})
     return out
+
+
+def _over_plain(rows: list[dict], method: str, batch: int, draft: str | None = None) -> float | None:
+    for r in rows:
+        if r["method"] == method and r["batch"] == batch and (draft is None or r.get("draft") == draft):
+            return None if r.get("over_plain") is None else round(r["over_plain"], 3)
+    return None
 
 
 def paper_vs_ours(head: dict):
@@ -403,6 +432,8 @@ def paper_vs_ours(head: dict):
     return pd.DataFrame([
         {"claim": "speedup over plain decoding, batch 1", "paper (GPU, 8-70 B targets)": "up to 5.2x",
          "ours (SmolLM2-135M, CPU)": f"CAST {x(head['cast_over_generate_b1'])} of generate greedy"},
+        {"claim": "speculation's own gain: CAST over the same loop without a draft, batch 1",
+         "paper (GPU, 8-70 B targets)": "-", "ours (SmolLM2-135M, CPU)": x(head.get("cast_over_plain_b1"))},
         {"claim": "CAST over a fixed EAGLE-2 tree, batch 1", "paper (GPU, 8-70 B targets)": "+5 to +20 %",
          "ours (SmolLM2-135M, CPU)": pct(head["cast_over_generate_b1"], head["eagle_tree_over_generate_b1"])},
         {"claim": f"CAST over a fixed EAGLE-2 tree, batch {bmax}", "paper (GPU, 8-70 B targets)":
@@ -465,8 +496,8 @@ def table(rows: list[dict]):
     """The comparison as a DataFrame (no outputs column)."""
     import pandas as pd
 
-    cols = ["method", "draft", "batch", "tokens_per_s", "accepted_per_call", "target_calls", "speedup", "lossless",
-            "draft_share", "note"]
+    cols = ["method", "draft", "batch", "tokens_per_s", "accepted_per_call", "target_calls", "speedup", "over_plain",
+            "lossless", "draft_share", "note"]
     df = pd.DataFrame([{k: r.get(k) for k in cols} for r in rows])
     return df.dropna(axis=1, how="all")
 

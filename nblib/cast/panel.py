@@ -95,20 +95,24 @@ def latency_figure(profiles: dict, context: int | None = None) -> Figure:
 
 
 def verify_cost_figure(rows: list[dict], context: int | None = None) -> Figure:
-    """Cost of verifying n tree tokens relative to one decode step: measured (lean, transformers) beside FLOPs."""
+    """Cost of verifying n tree tokens relative to one decode step (each path's own n = 1) beside FLOPs."""
     with style.context():
         fig = Figure(figsize=(11, 3.8), dpi=80)
         ax1, ax2 = fig.subplots(1, 2)
         n = [r["n"] for r in rows]
         for ax in (ax1, ax2):
-            ax.plot(n, [r["lean_rel"] for r in rows], "o-", color=style.COLORS[0], label="measured: lean path (used)")
+            ax.plot(n, [r["lean_rel"] for r in rows], "o-", color=style.COLORS[0],
+                    label="measured: lean path, skinny kernel (used)")
+            if "torch_rel" in rows[0]:
+                ax.plot(n, [r["torch_rel"] for r in rows], "^-.", color=style.COLORS[2],
+                        label="measured: lean path, torch's matmul")
             ax.plot(n, [r["hf_rel"] for r in rows], "s--", color=style.COLORS[1], label="measured: transformers' forward")
             ax.plot(n, [r["flops_rel"] for r in rows], ":", color="0.4", label="FLOPs alone predict")
         ax1.set_yscale("log")
         ctx = f" (cache {context} tokens)" if context else ""
         style.label_axes(ax1, "tree tokens verified in one call (n)", "cost / one decode step",
                          f"one target call on n tokens{ctx}, log scale", loc="upper left")
-        ax2.set_ylim(0, max(r["hf_rel"] for r in rows) * 1.15)
+        ax2.set_ylim(0, max(max(r["hf_rel"], r.get("torch_rel", 0), r["lean_rel"]) for r in rows) * 1.15)
         style.label_axes(ax2, "tree tokens verified in one call (n)", "cost / one decode step",
                          "the same, linear scale: FLOPs (dotted) leave the plot", loc="upper left")
         fig.tight_layout()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..cost import time_fn
+from . import kernel
 from . import tree as cast
 
 
@@ -104,8 +105,11 @@ def _time_forward(lm, vocab, batch: int, context: int, n: int, repeats: int) -> 
 
 
 def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 4, 8, 16, 24, 32, 48, 64),
-            draft_n=(1, 2, 4, 8, 16), repeats: int = 3, progress: bool = True) -> LatencyProfile:
-    """Measure the target's and draft's forward latency over a (context x tokens) grid at one batch size."""
+            draft_n=(1, 2, 4, 8, 16), repeats: int = 3, progress: bool = True, kernels: bool = True) -> LatencyProfile:
+    """Measure the target's and draft's forward latency over a (context x tokens) grid at one batch size.
+
+    kernels: time with the skinny verify kernel (as `generate(kernels=True)` runs), else with torch's.
+    """
     from .. import progress as bar
 
     draft, vocab = cast.unpack_draft(draft)
@@ -114,21 +118,22 @@ def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 
     D = np.zeros((len(contexts), len(draft_n)))
     jobs = [("t", i, j) for i in range(len(contexts)) for j in range(len(target_n))] + \
            [("d", i, j) for i in range(len(contexts)) for j in range(len(draft_n))]
-    for kind, i, j in bar(jobs, desc=f"profiling batch {batch}", enabled=progress, leave=False):
-        if kind == "t":
-            T[i, j] = _time_forward(target, None, batch, contexts[i], target_n[j], repeats)
-        else:
-            D[i, j] = _time_forward(draft, vocab, batch, contexts[i], draft_n[j], repeats)
+    with kernel.fast_linears(target, draft, enabled=kernels) as on:
+        for kind, i, j in bar(jobs, desc=f"profiling batch {batch}", enabled=progress, leave=False):
+            if kind == "t":
+                T[i, j] = _time_forward(target, None, batch, contexts[i], target_n[j], repeats)
+            else:
+                D[i, j] = _time_forward(draft, vocab, batch, contexts[i], draft_n[j], repeats)
     T = np.maximum.accumulate(T, axis=1)  # latency never falls with more tokens; remove timing noise dips
     D = np.maximum.accumulate(D, axis=1)
     return LatencyProfile(device_name(dev), batch, list(contexts), list(target_n), list(draft_n), T, D,
-                          {"repeats": repeats, "statistic": "min of repeats"})
+                          {"repeats": repeats, "statistic": "min of repeats", "kernel": "skinny" if on else "torch"})
 
 
 def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
                    target_n=(1, 2, 4, 8, 16, 24, 32, 48, 64), draft_n=(1, 2, 4, 8, 16), repeats: int = 3,
-                   tag: str = "", verbose: bool = False) -> LatencyProfile:
-    """`profile`, cached per device, batch size, models and grid (nblib.cache)."""
+                   tag: str = "", verbose: bool = False, kernels: bool = True) -> LatencyProfile:
+    """`profile`, cached per device, batch size, models, grid and kernel (nblib.cache)."""
     from ..cache import cached
 
     dm, dvocab = cast.unpack_draft(draft)
@@ -136,10 +141,12 @@ def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
     dev = next(target.parameters()).device
     key = {"device": device_name(dev), "batch": batch, "contexts": list(contexts), "target_n": list(target_n),
            "draft_n": list(draft_n), "repeats": repeats, "tag": tag,
-           "target": _model_sig(target), "draft": _model_sig(dm), "draft_vocab": nv}
-    code = (profile, _time_forward, time_fn, cast.lm_forward, cast.lm_hidden, cast.body_forward, cast.prefill, cast.KV)
-    return cached("cast_profile", key, lambda: profile(target, draft, batch, contexts, target_n, draft_n, repeats),
-                  code=code, verbose=verbose)
+           "target": _model_sig(target), "draft": _model_sig(dm), "draft_vocab": nv,
+           "kernel": "skinny" if kernels and kernel.available() else "torch"}
+    code = (profile, _time_forward, time_fn, cast.lm_forward, cast.lm_hidden, cast.body_forward, cast.prefill, cast.KV,
+            kernel)
+    return cached("cast_profile", key, lambda: profile(target, draft, batch, contexts, target_n, draft_n, repeats,
+                                                       kernels=kernels), code=code, verbose=verbose)
 
 
 def _model_sig(lm) -> dict:

@@ -28,6 +28,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from . import kernel
+
 NEG = -1e9  # additive mask value for "may not attend" (finite: no NaN for rows of padding)
 MAX_TREE_DEPTH = 32  # hard cap on draft tree levels, whatever a policy's go_deeper says
 
@@ -101,8 +103,48 @@ def body_forward(body, h: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, c
     """
     pe = body.rotary_emb(h, position_ids=pos)
     for layer in body.layers:
-        h = layer(h, attention_mask=mask, position_embeddings=pe, position_ids=pos, cache=cache, use_cache=True)
+        if _is_llama_layer(layer):
+            h = _llama_layer(layer, h, mask, pe, cache)
+        else:  # another architecture: its own layer code, still without the model's wrapper
+            h = layer(h, attention_mask=mask, position_embeddings=pe, position_ids=pos, cache=cache, use_cache=True)
     return body.norm(h)
+
+
+_LLAMA_OK: dict = {}  # id(layer) -> whether the lean Llama layer below computes exactly what the layer does
+
+
+def _is_llama_layer(layer) -> bool:
+    """A Llama-family decoder layer (q/k/v/o projections, SiLU gated MLP, RMSNorms, rotary) in eval mode."""
+    hit = _LLAMA_OK.get(id(layer))
+    if hit is not None and hit[0] is layer:
+        return hit[1] and not layer.training
+    a, m = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
+    ok = (type(layer).__name__ in ("LlamaDecoderLayer", "MistralDecoderLayer", "Qwen2DecoderLayer")
+          and all(hasattr(a, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim", "scaling", "layer_idx"))
+          and all(hasattr(m, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn"))
+          and getattr(getattr(a, "config", None), "sliding_window", None) is None
+          and hasattr(layer, "input_layernorm") and hasattr(layer, "post_attention_layernorm"))
+    _LLAMA_OK[id(layer)] = (layer, ok)
+    return ok and not layer.training
+
+
+def _llama_layer(layer, h: torch.Tensor, mask: torch.Tensor, pe, cache) -> torch.Tensor:
+    """One Llama decoder layer on h (B, N, d): the same operations as transformers' layer, called directly."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    a, m = layer.self_attn, layer.mlp
+    B, N, _ = h.shape
+    x = layer.input_layernorm(h)
+    q = a.q_proj(x).view(B, N, -1, a.head_dim).transpose(1, 2)  # (B, H, N, hd)
+    k = a.k_proj(x).view(B, N, -1, a.head_dim).transpose(1, 2)  # (B, Hkv, N, hd)
+    v = a.v_proj(x).view(B, N, -1, a.head_dim).transpose(1, 2)
+    q, k = apply_rotary_pos_emb(q, k, *pe)
+    k, v = cache.update(k, v, a.layer_idx)  # (B, Hkv, L, hd) with the new entries appended
+    o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=a.scaling,
+                                                         enable_gqa=q.shape[1] != k.shape[1])
+    h = h + a.o_proj(o.transpose(1, 2).reshape(B, N, -1))
+    x = layer.post_attention_layernorm(h)
+    return h + m.down_proj(m.act_fn(m.gate_proj(x)) * m.up_proj(x))
 
 
 def is_feature_draft(lm) -> bool:
@@ -169,6 +211,8 @@ def head(lm, hidden: torch.Tensor, vocab: torch.Tensor | None = None) -> torch.T
     w = lm.get_output_embeddings().weight
     if vocab is not None:
         w = head_rows(w, vocab)
+    if kernel.active():  # inside `kernel.fast_linears`: the skinny verify kernel (few rows), else torch
+        return kernel.linear(hidden, w).float()
     return (hidden @ w.T).float()
 
 
@@ -453,7 +497,8 @@ def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep, lean: bool = True
 
     Leaves only the accepted path's entries in the target cache. lean: the LM head runs only where its
     output is needed, at nodes with children (is a child's token the target's choice?) and at the deepest
-    accepted node (the bonus token), not at every leaf. With features, also returns the target's features
+    accepted node (the bonus token), not at every leaf; inside `kernel.fast_linears` with few rows it runs once
+    on every node instead (the skinny kernel's cost barely grows with rows, and it then reads the head once). With features, also returns the target's features
     along the accepted path (B, A, d) in depth order, root first (right-padded past each row's path).
     """
     tok = tok.clone()
@@ -464,7 +509,10 @@ def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep, lean: bool = True
     ok = torch.ones(B, N, dtype=torch.bool, device=tok.device)
     past = tkv.length
     hidden = lm_hidden(target, tkv, tok, anc, dep, ok)  # (B, N, d)
-    if lean:
+    full = lean and kernel.active() and B * N <= kernel.MAX_ROWS
+    if full:  # the skinny kernel reads the head's weights once for all N rows: one pass beats two
+        greedy = head(target, hidden).argmax(-1)  # (B, N)
+    elif lean:
         internal = torch.zeros(B, N, dtype=torch.bool, device=tok.device)
         internal.scatter_(1, par[:, 1:], True)  # nodes that are some node's parent
         cols = internal.any(0).nonzero()[:, 0]  # (n_int,) columns with children in any row
@@ -477,7 +525,7 @@ def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep, lean: bool = True
     accepted = (anc & ~good[:, None, :]).sum(-1) == 0  # every ancestor-or-self is good
     last = torch.where(accepted, dep, torch.full_like(dep, -1)).argmax(1)  # (B,) deepest accepted node
     rows = torch.arange(B, device=tok.device)
-    bonus = head(target, hidden[rows, last]).argmax(-1) if lean else greedy.gather(1, last[:, None])[:, 0]
+    bonus = head(target, hidden[rows, last]).argmax(-1) if lean and not full else greedy.gather(1, last[:, None])[:, 0]
     # keep the accepted path (root..last) in depth order
     path_d = dep.gather(1, last[:, None])[:, 0]  # (B,)
     A = int(path_d.max()) + 1
@@ -570,8 +618,11 @@ def check_pair(target, draft, vocab: torch.Tensor | None, policy) -> None:
 
 
 def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolicy | None = None,
-             eos_token_id: int | None = None, record_trees: bool = False) -> SpecResult:
-    """Greedy speculative decoding of a batch of prompts (list of token-id lists); lossless w.r.t. the target."""
+             eos_token_id: int | None = None, record_trees: bool = False, kernels: bool = True) -> SpecResult:
+    """Greedy speculative decoding of a batch of prompts (list of token-id lists); lossless w.r.t. the target.
+
+    kernels: multiply with the skinny verify kernel (`nblib.cast.kernel`) where it runs; False keeps torch's.
+    """
     policy = policy if policy is not None else FixedTree()
     draft, vocab = unpack_draft(draft)
     feat = is_feature_draft(draft)  # a feature draft reads the target's features beside the tokens
@@ -586,7 +637,7 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
     alive = list(range(B))  # original index of each active row
     res = SpecResult(out)
     t_start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), kernel.fast_linears(target, draft, enabled=kernels):
         tkv, dkv = KV(B, dev), KV(B, dev)
         logits0, hid0, lens0 = prefill(target, tkv, rows, return_hidden=True)
         first = logits0.argmax(-1)  # (B,) the first new token = first root
@@ -682,15 +733,16 @@ def greedy_reference(target, prompts, max_new_tokens: int, eos_token_id: int | N
     return outs
 
 
-def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None = None) -> SpecResult:
-    """Batched autoregressive greedy decoding with the same cache machinery: the speed baseline."""
+def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None = None,
+                 kernels: bool = True) -> SpecResult:
+    """Batched autoregressive greedy decoding with the same cache machinery (and kernels) as `generate`."""
     rows = _as_rows(prompts)
     dev = next(target.parameters()).device
     B = len(rows)
     out = [[] for _ in range(B)]
     res = SpecResult(out)
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), kernel.fast_linears(target, enabled=kernels):
         kv = KV(B, dev)
         nxt = prefill(target, kv, rows).argmax(-1)
         res.row_calls += B
