@@ -31,30 +31,11 @@ from nblib import cast  # noqa: E402
 from nblib import training  # noqa: E402
 
 
-def chat_ids(tok, prompt: str) -> list[int]:
-    """Token ids of a user prompt under SmolLM2's chat template, generation prompt appended."""
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-    return tok(text, add_special_tokens=False)["input_ids"]
-
-
 def generate_data(model, tok, prompts: list[str], new_tokens: int, batch: int) -> list[dict]:
     """Batched greedy continuations of the target: [{'ids': prompt+continuation, 'start': len(prompt)}]."""
-    rows = []
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths together, less padding
     tok.padding_side = "left"
-    for s in tqdm(range(0, len(order), batch), desc="greedy continuations"):
-        ids = [chat_ids(tok, prompts[i]) for i in order[s:s + batch]]
-        width = max(map(len, ids))
-        inp = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids])  # (B, T) left-padded
-        att = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-        with torch.no_grad():
-            out = model.generate(input_ids=inp, attention_mask=att, max_new_tokens=new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)
-        for x, row in zip(ids, out[:, width:].tolist()):
-            if tok.eos_token_id in row:
-                row = row[:row.index(tok.eos_token_id) + 1]
-            rows.append({"ids": x + row, "start": len(x)})
-    return rows
+    return [{"ids": ids, "start": start} for ids, start in cast.bench.greedy_replies(model, tok, prompts, new_tokens,
+                                                                                     batch)]
 
 
 def stdlib_text_rows(model, tok, n_tokens: int, window: int = 256, batch: int = 8) -> list[dict]:
@@ -73,7 +54,7 @@ def stdlib_text_rows(model, tok, n_tokens: int, window: int = 256, batch: int = 
         x = torch.tensor(wins[s:s + batch])
         with torch.no_grad():
             lab = model(input_ids=x).logits.argmax(-1)  # (b, window) target's next-token choice
-        rows += [{"ids": w, "start": 1, "labels": l} for w, l in zip(wins[s:s + batch], lab.tolist())]
+        rows += [{"ids": w, "start": 1, "labels": l} for w, l in zip(wins[s:s + batch], lab.tolist(), strict=True)]
     return rows
 
 

@@ -40,21 +40,7 @@ from nblib.cast import eagle  # noqa: E402
 
 def continuations(model, tok, prompts: list[str], new_tokens: int, batch: int) -> list[list[int]]:
     """SmolLM2's batched greedy replies: prompt + continuation ids per prompt (eos kept)."""
-    out_rows = []
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths together, less padding
-    for s in tqdm(range(0, len(order), batch), desc="greedy continuations"):
-        ids = [cast.bench.chat_ids(tok, prompts[i]) for i in order[s:s + batch]]
-        width = max(map(len, ids))
-        inp = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids])  # (B, T) left-padded
-        att = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-        with torch.no_grad():
-            out = model.generate(input_ids=inp, attention_mask=att, max_new_tokens=new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)
-        for x, row in zip(ids, out[:, width:].tolist(), strict=True):
-            if tok.eos_token_id in row:
-                row = row[:row.index(tok.eos_token_id) + 1]
-            out_rows.append(x + row)
-    return out_rows
+    return [ids for ids, _ in cast.bench.greedy_replies(model, tok, prompts, new_tokens, batch)]
 
 
 def text_windows(tok, files: list[Path], n_tokens: int, window: int) -> list[list[int]]:

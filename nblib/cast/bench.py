@@ -52,6 +52,31 @@ def chat_ids(tok, prompt: str) -> list[int]:
     return tok(text, add_special_tokens=False)["input_ids"]
 
 
+def greedy_replies(model, tok, prompts: list[str], new_tokens: int, batch: int) -> list[tuple[list[int], int]]:
+    """The model's batched greedy replies under the chat template: (prompt + reply ids, prompt length) per prompt.
+
+    Shortest prompts first (similar lengths batch with less padding); the reply keeps its eos. The training data
+    of both drafts (scripts/train_draft.py, scripts/train_eagle.py).
+    """
+    from tqdm.auto import tqdm
+
+    out = []
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for s in tqdm(range(0, len(order), batch), desc="greedy continuations"):
+        ids = [chat_ids(tok, prompts[i]) for i in order[s:s + batch]]
+        width = max(map(len, ids))
+        inp = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids])  # (B, T) left-padded
+        att = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        with torch.no_grad():
+            g = model.generate(input_ids=inp, attention_mask=att, max_new_tokens=new_tokens, do_sample=False,
+                               pad_token_id=tok.pad_token_id)
+        for x, row in zip(ids, g[:, width:].tolist(), strict=True):
+            if tok.eos_token_id in row:
+                row = row[:row.index(tok.eos_token_id) + 1]
+            out.append((x + row, len(x)))
+    return out
+
+
 def _batches(items: list, b: int):
     for i in range(0, len(items), b):
         yield items[i:i + b]
@@ -471,7 +496,7 @@ class _quiet_fd2:
 
 MODEL_OPS = ("aten::mm", "aten::matmul", "aten::addmm", "aten::bmm", "aten::linear",
              "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_efficient_attention",
-             "aten::_scaled_dot_product_flash_attention", "aten::scaled_dot_product_attention")
+             "aten::_scaled_dot_product_flash_attention", "aten::scaled_dot_product_attention", kernel.PROFILE_NAME)
 
 
 def profile_ops(target, draft, prompts: list[list[int]], max_new: int = 32, policy=None, rows: int = 12) -> dict:
@@ -481,7 +506,7 @@ def profile_ops(target, draft, prompts: list[list[int]], max_new: int = 32, poli
 
     policy = policy if policy is not None else FixedTree(5, 8, 32)
     generate(target, draft, prompts, 4, policy)  # warm-up
-    with _quiet_fd2(), profile(activities=[ProfilerActivity.CPU]) as prof:  # kineto prints start/stop lines on fd 2
+    with _quiet_fd2(), kernel.profiled(), profile(activities=[ProfilerActivity.CPU]) as prof:  # kineto: fd 2 lines
         generate(target, draft, prompts, max_new, policy)
     ev = [e for e in prof.key_averages()]
     total = sum(e.self_cpu_time_total for e in ev)

@@ -97,78 +97,104 @@ def files(path: Path | str) -> tuple[Path, Path]:
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
 
 
-def save(draft: Draft, path: Path | str, meta: dict | None = None) -> Path:
-    """Save a draft as <stem>.safetensors + <stem>.json and return the .safetensors path.
-
-    The safetensors file holds the trained blocks and final norm (fp16) and the vocabulary (int64 "vocab");
-    the JSON holds the config and metadata. The shared embeddings are not stored. No pickle anywhere.
-    """
+def write_checkpoint(sd: dict, path: Path | str, fmt: str, config: dict, info: dict) -> Path:
+    """Write tensors `sd` as <stem>.safetensors and config + `info` + the tensors' sha256 as <stem>.json."""
     import hashlib
     import json
 
     from safetensors.torch import save_file
 
     tensors_path, json_path = files(path)
+    tensors_path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(tensors_path), metadata={"format": fmt})
+    desc = {"format": fmt, "config": config, **info, "tensors_file": tensors_path.name,
+            "tensors_sha256": hashlib.sha256(tensors_path.read_bytes()).hexdigest()}
+    json_path.write_text(json.dumps(desc, indent=1) + "\n")
+    return tensors_path
+
+
+def read_checkpoint(path: Path | str, fmt: str, kind: str, hint: str) -> tuple[dict, dict, Path, Path]:
+    """(description, tensors, tensors path, json path) of a saved pair: both exist, the format and sha256 match.
+
+    kind names the checkpoint in errors ("draft", "feature-draft"); hint says how to rebuild or what else to use.
+    """
+    import hashlib
+    import json
+
+    from safetensors.torch import load_file
+
+    tensors_path, json_path = files(path)
+    for f in (tensors_path, json_path):
+        if not f.exists():
+            raise FileNotFoundError(f"no {kind} checkpoint at {f} (a {kind} is {tensors_path.name} + "
+                                    f"{json_path.name}); {hint}")
+    info = json.loads(json_path.read_text())
+    if info.get("format") != fmt:
+        raise ValueError(f"{json_path} is not a {kind} checkpoint description (format {info.get('format')!r}, "
+                         f"expected {fmt!r}); {hint}")
+    sha = hashlib.sha256(tensors_path.read_bytes()).hexdigest()
+    if info.get("tensors_sha256") not in (None, sha):
+        raise ValueError(f"{tensors_path} does not match {json_path} (sha256 {sha}, recorded "
+                         f"{info['tensors_sha256']}): the two files come from different saves")
+    return info, load_file(str(tensors_path)), tensors_path, json_path
+
+
+def check_vocab(vocab: torch.Tensor | None, vocab_size: int, where: Path) -> None:
+    """A stored draft vocabulary must be a 1-D int64 list of token ids below vocab_size."""
+    if vocab is not None and (vocab.dtype != torch.int64 or vocab.dim() != 1 or
+                              (vocab.numel() and (int(vocab.min()) < 0 or int(vocab.max()) >= vocab_size))):
+        raise ValueError(f"the draft vocabulary in {where} is not a list of token ids below {vocab_size}")
+
+
+def check_state(sd: dict, want: dict, kind: str, tensors_path: Path, json_path: Path, optional=lambda k: False) -> None:
+    """One error listing missing, unexpected and mis-shaped tensors of a checkpoint against its model."""
+    missing = sorted(k for k in want if k not in sd and not optional(k))
+    unexpected = sorted(k for k in sd if k not in want)
+    shapes = [f"{k}: {tuple(v.shape)} vs {tuple(want[k].shape)}" for k, v in sd.items()
+              if k in want and v.shape != want[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f"{kind} checkpoint {tensors_path} does not match its config {json_path}: missing "
+                         f"{missing}, unexpected {unexpected}, shapes (file vs config) {shapes}")
+
+
+def save(draft: Draft, path: Path | str, meta: dict | None = None) -> Path:
+    """Save a draft as <stem>.safetensors + <stem>.json and return the .safetensors path.
+
+    The safetensors file holds the trained blocks and final norm (fp16) and the vocabulary (int64 "vocab");
+    the JSON holds the config and metadata. The shared embeddings are not stored. No pickle anywhere.
+    """
+    import json
+
     sd = {k: v.detach().half().contiguous().cpu() for k, v in draft.model.state_dict().items()
           if "embed_tokens" not in k and "lm_head" not in k}
     if "vocab" in sd:
         raise ValueError("a draft parameter is named 'vocab', which the checkpoint reserves for the vocabulary")
     if draft.vocab is not None:
         sd["vocab"] = draft.vocab.detach().to(torch.int64).contiguous().cpu()
-    tensors_path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(sd, str(tensors_path), metadata={"format": FORMAT})
-    info = {"format": FORMAT, "config": json.loads(draft.model.config.to_json_string(use_diff=False)),
-            "parameters": sum(v.numel() for k, v in sd.items() if k != "vocab"), "dtype": "float16",
+    info = {"parameters": sum(v.numel() for k, v in sd.items() if k != "vocab"), "dtype": "float16",
             "draft_vocab": None if draft.vocab is None else int(draft.vocab.numel()),
-            "tensors_file": tensors_path.name,
-            "tensors_sha256": hashlib.sha256(tensors_path.read_bytes()).hexdigest(),
             "not_stored": "the embedding / LM-head matrix: the target's, re-attached by nblib.cast.draft.load",
             "meta": meta or {}}
-    json_path.write_text(json.dumps(info, indent=1) + "\n")
-    return tensors_path
+    return write_checkpoint(sd, path, FORMAT, json.loads(draft.model.config.to_json_string(use_diff=False)), info)
 
 
 def load(path: Path | str, target) -> Draft:
     """Load a saved draft (<stem>.safetensors + <stem>.json) on the target's device and dtype, embeddings shared."""
-    import hashlib
-    import json
-
-    from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    tensors_path, json_path = files(path)
-    for f in (tensors_path, json_path):
-        if not f.exists():
-            raise FileNotFoundError(f"no draft checkpoint at {f} (a draft is {tensors_path.name} + {json_path.name}); "
-                                    "build it with `python scripts/train_draft.py`")
-    info = json.loads(json_path.read_text())
-    if info.get("format") != FORMAT:
-        raise ValueError(f"{json_path} is not a draft checkpoint description (format {info.get('format')!r}, "
-                         f"expected {FORMAT!r}); rebuild it with `python scripts/train_draft.py`")
-    sha = hashlib.sha256(tensors_path.read_bytes()).hexdigest()
-    if info.get("tensors_sha256") not in (None, sha):
-        raise ValueError(f"{tensors_path} does not match {json_path} (sha256 {sha}, recorded "
-                         f"{info['tensors_sha256']}): the two files come from different saves")
-    sd = load_file(str(tensors_path))
+    info, sd, tensors_path, json_path = read_checkpoint(path, FORMAT, "draft",
+                                                        "build it with `python scripts/train_draft.py`")
     vocab = sd.pop("vocab", None)
     cfg_dict = dict(info["config"])
     cfg = AutoConfig.for_model(cfg_dict.pop("model_type"), **cfg_dict)
     if cfg.vocab_size != target.config.vocab_size:
         raise ValueError(f"draft vocab size {cfg.vocab_size} != target's {target.config.vocab_size}")
-    if vocab is not None and (vocab.dtype != torch.int64 or vocab.dim() != 1 or
-                              (vocab.numel() and (int(vocab.min()) < 0 or int(vocab.max()) >= cfg.vocab_size))):
-        raise ValueError(f"the draft vocabulary in {tensors_path} is not a list of token ids below {cfg.vocab_size}")
+    check_vocab(vocab, cfg.vocab_size, tensors_path)
     p = next(target.parameters())
     model = AutoModelForCausalLM.from_config(cfg, dtype=p.dtype)
     _share_embeddings(model, target)
-    want = model.state_dict()
-    missing = [k for k in want if k not in sd and "embed" not in k and "lm_head" not in k]
-    unexpected = [k for k in sd if k not in want]
-    shapes = [f"{k}: {tuple(v.shape)} vs {tuple(want[k].shape)}" for k, v in sd.items()
-              if k in want and v.shape != want[k].shape]
-    if missing or unexpected or shapes:
-        raise ValueError(f"draft checkpoint {tensors_path} does not match its config {json_path}: missing {missing}, "
-                         f"unexpected {unexpected}, shapes (file vs config) {shapes}")
+    check_state(sd, model.state_dict(), "draft", tensors_path, json_path,
+                optional=lambda k: "embed" in k or "lm_head" in k)
     model.load_state_dict({k: v.to(p.dtype) for k, v in sd.items()}, strict=False)
     return Draft(model.to(p.device).eval(), None if vocab is None else vocab.to(p.device))
 

@@ -25,14 +25,14 @@ pickle); the embedding and LM head are the target's, re-attached at load time.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .draft import files  # the same <stem>.safetensors + <stem>.json pair as the token draft
+from .draft import (  # the same <stem>.safetensors + <stem>.json pair and checks as the token draft
+    check_state, check_vocab, read_checkpoint, write_checkpoint)
 from .tree import body_forward
 
 FORMAT = "nblib.cast.eagle/1"
@@ -178,57 +178,29 @@ def loss_on(draft: FeatureDraft, feats: torch.Tensor, tokens: torch.Tensor, labe
 # ---------------------------------------------------------------------------------------------- files
 def save(draft: FeatureDraft, path: Path | str, meta: dict | None = None) -> Path:
     """Save fc, the block and the norm (fp16) and the draft vocabulary (int64 "vocab") + a JSON config; no pickle."""
-    from safetensors.torch import save_file
-
-    tensors_path, json_path = files(path)
     sd = {k: v.detach().half().contiguous().cpu() for k, v in draft.state_dict().items()}
     sd["vocab"] = draft.vocab.detach().to(torch.int64).contiguous().cpu()
-    tensors_path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(sd, str(tensors_path), metadata={"format": FORMAT})
-    info = {"format": FORMAT, "config": json.loads(draft.config.to_json_string(use_diff=False)),
-            "parameters": draft.draft_params, "dtype": "float16", "draft_vocab": int(draft.vocab.numel()),
-            "tensors_file": tensors_path.name,
-            "tensors_sha256": hashlib.sha256(tensors_path.read_bytes()).hexdigest(),
+    info = {"parameters": draft.draft_params, "dtype": "float16", "draft_vocab": int(draft.vocab.numel()),
             "not_stored": "the embedding and LM head: the target's, re-attached by nblib.cast.eagle.load",
             "meta": meta or {}}
-    json_path.write_text(json.dumps(info, indent=1) + "\n")
-    return tensors_path
+    return write_checkpoint(sd, path, FORMAT, json.loads(draft.config.to_json_string(use_diff=False)), info)
 
 
 def load(path: Path | str, target) -> FeatureDraft:
     """Load a saved feature draft on the target's device and dtype, attached to the target; one clear error if not."""
-    from safetensors.torch import load_file
     from transformers import AutoConfig
 
-    tensors_path, json_path = files(path)
-    for f in (tensors_path, json_path):
-        if not f.exists():
-            raise FileNotFoundError(f"no feature-draft checkpoint at {f} (it is {tensors_path.name} + "
-                                    f"{json_path.name}); build it with `python scripts/train_eagle.py`")
-    info = json.loads(json_path.read_text())
-    if info.get("format") != FORMAT:
-        raise ValueError(f"{json_path} is not a feature-draft checkpoint (format {info.get('format')!r}, expected "
-                         f"{FORMAT!r}); a token-level draft loads with nblib.cast.draft.load")
-    sha = hashlib.sha256(tensors_path.read_bytes()).hexdigest()
-    if info.get("tensors_sha256") not in (None, sha):
-        raise ValueError(f"{tensors_path} does not match {json_path} (sha256 {sha}, recorded "
-                         f"{info['tensors_sha256']}): the two files come from different saves")
+    info, sd, tensors_path, json_path = read_checkpoint(
+        path, FORMAT, "feature-draft", "build it with `python scripts/train_eagle.py` (a token-level draft loads "
+        "with nblib.cast.draft.load)")
     cfg_dict = dict(info["config"])
     cfg = AutoConfig.for_model(cfg_dict.pop("model_type"), **cfg_dict)
     check_target(cfg, target)
-    sd = load_file(str(tensors_path))
-    vocab = sd.pop("vocab")
-    if vocab.dim() != 1 or (vocab.numel() and (int(vocab.min()) < 0 or int(vocab.max()) >= cfg.vocab_size)):
-        raise ValueError(f"the draft vocabulary in {tensors_path} is not a list of token ids below {cfg.vocab_size}")
+    vocab = sd.pop("vocab").long()
+    check_vocab(vocab, cfg.vocab_size, tensors_path)
     p = next(target.parameters())
-    draft = FeatureDraft(cfg, vocab.long())
-    want = draft.state_dict()
-    missing, unexpected = sorted(set(want) - set(sd)), sorted(set(sd) - set(want))
-    shapes = [f"{k}: {tuple(v.shape)} vs {tuple(want[k].shape)}" for k, v in sd.items()
-              if k in want and v.shape != want[k].shape]
-    if missing or unexpected or shapes:
-        raise ValueError(f"feature-draft checkpoint {tensors_path} does not match its config {json_path}: missing "
-                         f"{missing}, unexpected {unexpected}, shapes (file vs config) {shapes}")
+    draft = FeatureDraft(cfg, vocab)
+    check_state(sd, draft.state_dict(), "feature-draft", tensors_path, json_path)
     draft.load_state_dict(sd)
     return draft.to(device=p.device, dtype=p.dtype).eval().attach(target)
 

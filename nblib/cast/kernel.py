@@ -87,6 +87,8 @@ int nblib_skinny_cpu_ok(void) { __builtin_cpu_init(); return __builtin_cpu_suppo
 """
 
 _STATE: dict = {}  # "lib": the loaded library or None, "why": the reason when None
+PROFILE_NAME = "nblib::skinny_mm"  # how the kernel's calls show in torch's profiler (while `profiled()` is on)
+_PROFILED = [False]
 _ACTIVE = [0]      # depth of open `fast_linears` blocks: `tree.head` uses the kernel while > 0
 
 
@@ -166,9 +168,24 @@ def _skinny(x: torch.Tensor, w: torch.Tensor, bias, threads: int) -> torch.Tenso
     if not x.is_contiguous():
         x = x.contiguous()
     y = x.new_empty((*x.shape[:-1], w.shape[0]))
+    if _PROFILED[0]:  # torch's profiler cannot see inside a foreign library call: label it
+        with torch.profiler.record_function(PROFILE_NAME):
+            _STATE["fn"](x.data_ptr(), w.data_ptr(), None if bias is None else bias.data_ptr(), y.data_ptr(),
+                         M, w.shape[0], K, threads)
+        return y
     _STATE["fn"](x.data_ptr(), w.data_ptr(), None if bias is None else bias.data_ptr(), y.data_ptr(),
                  M, w.shape[0], K, threads)
     return y
+
+
+@contextlib.contextmanager
+def profiled():
+    """Within the block each kernel call is a `PROFILE_NAME` event in torch's profiler (off by default: cost)."""
+    _PROFILED[0] = True
+    try:
+        yield
+    finally:
+        _PROFILED[0] = False
 
 
 def _fast_forward(mod: torch.nn.Linear, threads: int):

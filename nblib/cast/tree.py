@@ -147,6 +147,12 @@ def _llama_layer(layer, h: torch.Tensor, mask: torch.Tensor, pe, cache) -> torch
     return h + m.down_proj(m.act_fn(m.gate_proj(x)) * m.up_proj(x))
 
 
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The 4D additive float mask (B, 1, N, L) of a visibility matrix allowed (B, N, L): 0 to see, NEG not to."""
+    mask = torch.zeros(allowed.shape[0], 1, *allowed.shape[1:], dtype=dtype, device=allowed.device)
+    return mask.masked_fill_(~allowed[:, None], NEG)
+
+
 def is_feature_draft(lm) -> bool:
     """Whether `lm` is a feature-level draft (nblib.cast.eagle.FeatureDraft): it reads features beside tokens."""
     return hasattr(lm, "fuse") and hasattr(lm, "body")
@@ -165,8 +171,7 @@ def lm_hidden(lm, kv: KV, tokens: torch.Tensor, anc: torch.Tensor, depth: torch.
     past = kv.length
     allowed = torch.cat([kv.valid[:, None, :].expand(B, N, past), anc & ok[:, None, :]], dim=2)  # (B, N, past+N)
     allowed[:, torch.arange(N), past + torch.arange(N)] = True  # a node always sees itself (no empty rows)
-    mask = torch.zeros(B, 1, N, past + N, dtype=_dtype(lm), device=tokens.device)
-    mask.masked_fill_(~allowed[:, None], NEG)  # (B, 1, N, past+N) additive float mask
+    mask = additive_mask(allowed, _dtype(lm))  # (B, 1, N, past+N)
     pos = kv.n_pos[:, None] + depth  # (B, N)
     if is_feature_draft(lm):
         body, x = lm.body, lm.fuse(tokens, feats)
@@ -453,11 +458,9 @@ def _forward_tree_level(draft, vocab, dkv: KV, base: int, f_tok, rows, level, f_
     B, w = f_tok.shape
     # slots [base, base+F) hold the fed nodes; show each new node only its ancestors among them
     committed = dkv.valid[:, :base]
-    past = dkv.length
     allowed = torch.cat([committed[:, None, :].expand(B, w, base), rows,
                          torch.eye(w, dtype=torch.bool, device=f_tok.device).expand(B, w, w)], 2)
-    mask = torch.zeros(B, 1, w, past + w, dtype=_dtype(draft), device=f_tok.device)
-    mask.masked_fill_(~allowed[:, None], NEG)
+    mask = additive_mask(allowed, _dtype(draft))  # (B, 1, w, past+w)
     pos = dkv.n_pos[:, None] + (level - 1) + torch.zeros_like(f_tok)  # root sits at n_pos - 1
     if is_feature_draft(draft):
         body, x = draft.body, draft.fuse(f_tok, f_feat)

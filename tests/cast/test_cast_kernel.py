@@ -118,3 +118,17 @@ def test_lean_llama_layer_equals_the_transformers_layer(models):
         got = tree._llama_layer(layer, h, mask, pe, c2)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(c2.layers[0].keys, c1.layers[0].keys)
+
+
+@needs_kernel
+def test_kernel_calls_are_labelled_for_the_profiler():
+    """Inside `profiled()` each kernel call is an event torch's profiler lists (it cannot see inside ctypes)."""
+    from torch.profiler import profile
+
+    x, w = torch.randn(2, 16), torch.randn(8, 16)
+    with torch.no_grad(), kernel.profiled(), profile() as prof:
+        kernel.linear(x, w)
+        kernel.linear(x, w)
+    names = {e.key: e.count for e in prof.key_averages()}
+    assert names.get(kernel.PROFILE_NAME) == 2
+    assert not kernel._PROFILED[0]
