@@ -241,11 +241,13 @@ def compare(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 4),
                   "device": device_name(next(target.parameters()).device), "reference": reference}
 
 
-def speedup(rows: list[dict], method: str, batch: int, draft: str | None = None) -> float | None:
-    """The measured speedup over `generate` greedy of one row (None if it did not run)."""
+def speedup(rows: list[dict], method: str, batch: int, draft: str | None = None,
+            key: str = "speedup") -> float | None:
+    """The measured speedup over `generate` greedy of one row (None if it did not run); key="over_plain": over
+    this package's plain loop."""
     for r in rows:
         if r["method"] == method and r["batch"] == batch and (draft is None or r.get("draft") == draft):
-            return r.get("speedup")
+            return r.get(key)
     return None
 
 
@@ -395,8 +397,8 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
     rows = result["rows"]
     batches = sorted({r["batch"] for r in rows})
 
-    def sp(method, b, draft=None):
-        v = speedup(rows, method, b, draft)
+    def sp(method, b, draft=None, key="speedup"):
+        v = speedup(rows, method, b, draft, key)
         return None if v is None else round(v, 3)
 
     feat = "feature (EAGLE)"
@@ -408,7 +410,7 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
            "token_draft_cast_over_generate_b1": sp("CAST", 1, "token"),
            "nblib_plain_over_generate_b1": sp(PLAIN, 1),
            "nblib_plain_torch_over_generate_b1": sp(PLAIN_TORCH, 1),
-           "cast_over_plain_b1": _over_plain(rows, "CAST", 1, feat),
+           "cast_over_plain_b1": sp("CAST", 1, feat, key="over_plain"),
            "draft_top1_agreement": result["agreement"].get("feature", {}).get("agree1"),
            "draft_agreement_by_depth": result["agreement"].get("feature"),
            "token_draft_top1_agreement": result["agreement"].get("token", {}).get("agree1"),
@@ -427,20 +429,13 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
     out["verify32_over_decode"] = round(vc[32]["lean_rel"], 3) if 32 in vc else None
     out["verify4_over_decode"] = round(vc[4]["lean_rel"], 3) if 4 in vc else None
     out["verify4_over_decode_torch"] = round(vc[4]["torch_rel"], 3) if 4 in vc and "torch_rel" in vc[4] else None
-    out["kernel"] = result["env"].get("kernel")
     env = result["env"]
+    out["kernel"] = env.get("kernel")
     out.update({"prompts": prompts if prompts is not None else result.get("prompts"),
                 "new_tokens": max_new if max_new is not None else result.get("max_new"),
                 "threads": env["threads"], "loadavg_before": env["loadavg_before"],
                 "loadavg_after": env["loadavg_after"], "device": env["device"]})
     return out
-
-
-def _over_plain(rows: list[dict], method: str, batch: int, draft: str | None = None) -> float | None:
-    for r in rows:
-        if r["method"] == method and r["batch"] == batch and (draft is None or r.get("draft") == draft):
-            return None if r.get("over_plain") is None else round(r["over_plain"], 3)
-    return None
 
 
 def paper_vs_ours(head: dict):

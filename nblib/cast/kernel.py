@@ -145,18 +145,20 @@ def available() -> bool:
     return _lib() is not None
 
 
-def usable(x: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether `linear(x, w)` takes the kernel: float32 CPU tensors, no autograd, few rows, K a multiple of 8."""
+def usable(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> bool:
+    """Whether `linear(x, w, bias)` takes the kernel: float32 CPU tensors, contiguous weights, no autograd, few
+    rows, K a multiple of 8."""
     return (x.device.type == "cpu" and w.device.type == "cpu" and x.dtype == torch.float32
-            and w.dtype == torch.float32 and w.dim() == 2 and x.shape[-1] == w.shape[1] and w.shape[1] % 8 == 0
+            and w.dtype == torch.float32 and w.dim() == 2 and w.is_contiguous() and x.shape[-1] == w.shape[1]
+            and w.shape[1] % 8 == 0 and (bias is None or bias.dtype == torch.float32)
             and x.numel() // max(1, x.shape[-1]) <= MAX_ROWS and not torch.is_grad_enabled() and available())
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """x (..., K) @ w (N, K).T (+ bias): the skinny kernel where `usable`, else torch's F.linear."""
-    if not usable(x, w) or not w.is_contiguous() or (bias is not None and bias.dtype != torch.float32):
+    if not usable(x, w, bias):
         return F.linear(x, w, bias)
-    return _skinny(x, w, bias, torch.get_num_threads())
+    return _skinny(x, w, None if bias is None else bias.contiguous(), torch.get_num_threads())
 
 
 def _skinny(x: torch.Tensor, w: torch.Tensor, bias, threads: int) -> torch.Tensor:
@@ -168,13 +170,10 @@ def _skinny(x: torch.Tensor, w: torch.Tensor, bias, threads: int) -> torch.Tenso
     if not x.is_contiguous():
         x = x.contiguous()
     y = x.new_empty((*x.shape[:-1], w.shape[0]))
-    if _PROFILED[0]:  # torch's profiler cannot see inside a foreign library call: label it
-        with torch.profiler.record_function(PROFILE_NAME):
-            _STATE["fn"](x.data_ptr(), w.data_ptr(), None if bias is None else bias.data_ptr(), y.data_ptr(),
-                         M, w.shape[0], K, threads)
-        return y
-    _STATE["fn"](x.data_ptr(), w.data_ptr(), None if bias is None else bias.data_ptr(), y.data_ptr(),
-                 M, w.shape[0], K, threads)
+    # torch's profiler cannot see inside a foreign library call: label it while `profiled()` is on
+    with torch.profiler.record_function(PROFILE_NAME) if _PROFILED[0] else contextlib.nullcontext():
+        _STATE["fn"](x.data_ptr(), w.data_ptr(), None if bias is None else bias.data_ptr(), y.data_ptr(),
+                     M, w.shape[0], K, threads)
     return y
 
 

@@ -23,6 +23,7 @@ latency tables, see `nblib.cast.policy`).
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -110,21 +111,21 @@ def body_forward(body, h: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, c
     return body.norm(h)
 
 
-_LLAMA_OK: dict = {}  # id(layer) -> whether the lean Llama layer below computes exactly what the layer does
+_LLAMA_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> does the lean layer below fit it
 
 
 def _is_llama_layer(layer) -> bool:
     """A Llama-family decoder layer (q/k/v/o projections, SiLU gated MLP, RMSNorms, rotary) in eval mode."""
-    hit = _LLAMA_OK.get(id(layer))
-    if hit is not None and hit[0] is layer:
-        return hit[1] and not layer.training
+    hit = _LLAMA_OK.get(layer)
+    if hit is not None:
+        return hit and not layer.training
     a, m = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
     ok = (type(layer).__name__ in ("LlamaDecoderLayer", "MistralDecoderLayer", "Qwen2DecoderLayer")
           and all(hasattr(a, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim", "scaling", "layer_idx"))
           and all(hasattr(m, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn"))
           and getattr(getattr(a, "config", None), "sliding_window", None) is None
           and hasattr(layer, "input_layernorm") and hasattr(layer, "post_attention_layernorm"))
-    _LLAMA_OK[id(layer)] = (layer, ok)
+    _LLAMA_OK[layer] = ok  # weak: a model dropped by the user is not kept alive here
     return ok and not layer.training
 
 
@@ -501,8 +502,8 @@ def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep, lean: bool = True
     Leaves only the accepted path's entries in the target cache. lean: the LM head runs only where its
     output is needed, at nodes with children (is a child's token the target's choice?) and at the deepest
     accepted node (the bonus token), not at every leaf; inside `kernel.fast_linears` with few rows it runs once
-    on every node instead (the skinny kernel's cost barely grows with rows, and it then reads the head once). With features, also returns the target's features
-    along the accepted path (B, A, d) in depth order, root first (right-padded past each row's path).
+    on every node instead (the skinny kernel's cost barely grows with rows, and it then reads the head once).
+    With features, also returns the target's features along the accepted path (B, A, d) in depth order, root first (right-padded past each row's path).
     """
     tok = tok.clone()
     tok[:, 0] = root
