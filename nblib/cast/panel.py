@@ -174,6 +174,7 @@ class TreeSweepPanel(SliderPanel):
 
     prefix = "nb07"
     figsize = (11, 3.8)
+    blit = True  # a move redraws only the moving artists over a cached background (axes, titles, legends fixed)
 
     def __init__(self, rows: list[dict]):
         import ipywidgets as W
@@ -193,22 +194,22 @@ class TreeSweepPanel(SliderPanel):
         s = self.sliders
         return W.VBox([W.HBox([s["depth"], s["top_k"]]), W.HBox([s["budget"], s["batch"]])])
 
-    def build(self, fig) -> None:
-        """Tokens/s against accepted length for every shape, and against the budget for this shape."""
+    def build(self, fig) -> list:
+        """Tokens/s against accepted length for every shape, and against the budget for this shape; returns the
+        artists a move changes (blitted)."""
         self.ax_s, self.ax_b = fig.subplots(1, 2)
         ax = self.ax_s
         self.cloud = ax.scatter([0], [0], c="0.7", s=18, label="other tree shapes")
         (self.dot,) = ax.plot([0], [0], "o", color=style.COLORS[3], ms=9, label="this shape", zorder=3)
         self.plain_s = ax.axhline(1, color="k", ls="--", lw=1, label="plain greedy")
         style.label_axes(ax, "tokens per target call (accepted + bonus)", "tokens / s (per batch, measured)",
-                         "batch 1: every swept tree shape", loc="lower right")
+                         "every swept tree shape at this batch size", loc="lower right")
         ax = self.ax_b
-        (self.line,) = ax.plot([0], [0], "o-", color=style.COLORS[0], label="this depth and top-k")
+        (self.line,) = ax.plot([0], [0], "o-", color=style.COLORS[0], label="this depth and top-k, every budget")
         (self.ring,) = ax.plot([0], [0], "o", ms=12, mfc="none", mec=style.COLORS[3], mew=2)
         self.plain_b = ax.axhline(1, color="k", ls="--", lw=1, label="plain greedy")
         style.label_axes(ax, "token budget (nodes verified)", "tokens / s",
                          "more verified: more accepted,\nbut each call costs more", integer_x=True, loc="lower right")
-        self.legend_b = ax.get_legend()
         budgets = sorted({r["budget"] for r in self.rows if r["depth"] > 0})
         ax.set_xlim(0, max(budgets) * 1.08)
         ymax = max(r["tokens_per_s"] for r in self.rows) * 1.15
@@ -216,6 +217,7 @@ class TreeSweepPanel(SliderPanel):
         self.ax_s.set_xlim(0.9, amax)
         for a in (self.ax_s, self.ax_b):
             a.set_ylim(0, ymax)
+        return [self.cloud, self.dot, self.plain_s, self.line, self.ring, self.plain_b]
 
     def compute(self, depth, top_k, budget, batch) -> dict:
         """The measured result at these slider values (a table look-up)."""
@@ -228,11 +230,9 @@ class TreeSweepPanel(SliderPanel):
         plain = self.table[(b, 0, 0, 0)]
         self.cloud.set_offsets(np.array([[r["accepted"], r["tokens_per_s"]] for r in same_b]))
         self.dot.set_data([st["accepted"]], [st["tokens_per_s"]])
-        self.ax_s.set_title(f"batch {b}: every swept tree shape")
         same = sorted((r for r in same_b if r["depth"] == st["depth"] and r["top_k"] == st["top_k"]),
                       key=lambda r: r["budget"])
         self.line.set_data([r["budget"] for r in same], [r["tokens_per_s"] for r in same])
-        self.legend_b.get_texts()[0].set_text(f"depth {st['depth']}, top-k {st['top_k']}")
         self.ring.set_data([st["budget"]], [st["tokens_per_s"]])
         for h in (self.plain_s, self.plain_b):
             h.set_ydata([plain["tokens_per_s"]] * 2)
