@@ -170,8 +170,8 @@ def run_prompt_lookup(target, prompts: list[list[int]], batch: int, max_new: int
 
 def profiles(target, draft, batches, quick: bool = False) -> dict:
     """Latency profiles (cached per device and batch size) on a grid sized for the run mode."""
-    kw = dict(contexts=(160,), target_n=(1, 4, 8, 16, 32), draft_n=(1, 4, 8), repeats=2) if quick \
-        else dict(contexts=(128, 256), target_n=(1, 2, 4, 8, 12, 16, 24, 32, 48), draft_n=(1, 2, 4, 8, 16), repeats=3)
+    kw = dict(contexts=(160,), target_n=(1, 2, 4, 8, 16, 32), draft_n=(1, 4, 8), repeats=3) if quick \
+        else dict(contexts=(128, 256), target_n=(1, 2, 4, 8, 12, 16, 24, 32, 48), draft_n=(1, 2, 4, 8, 16), repeats=5)
     return {b: cached_profile(target, draft, b, **kw) for b in batches}
 
 

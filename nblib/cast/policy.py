@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..cost import time_fn
+from ..cost import time_interleaved
 from . import kernel
 from . import tree as cast
 
@@ -77,10 +77,14 @@ def device_name(device: torch.device) -> str:
     return f"{device.type}:{cpu}:threads={torch.get_num_threads()}"
 
 
-def _time_forward(lm, vocab, batch: int, context: int, n: int, repeats: int) -> float:
-    """Median-of-repeats (min under load) seconds of one forward of n chained tokens after `context` tokens."""
+def _time_forwards(lm, vocab, batch: int, context: int, ns, repeats: int) -> list[float]:
+    """Seconds of one forward of n chained tokens after `context` tokens, for every n in ns.
+
+    One prefill, then rounds over every n (n1, n2, ..., n1, n2, ...; `cost.time_interleaved`), so load drift
+    hits every n alike; the median of the rounds per n.
+    """
     dev = next(lm.parameters()).device
-    g = torch.Generator().manual_seed(context + n)
+    g = torch.Generator().manual_seed(context)
     V = lm.config.vocab_size
     kv = cast.KV(batch, dev)
     d = lm.config.hidden_size
@@ -88,20 +92,31 @@ def _time_forward(lm, vocab, batch: int, context: int, n: int, repeats: int) -> 
     with torch.no_grad():
         cast.prefill(lm, kv, torch.randint(0, V, (batch, context), generator=g).tolist(), vocab,
                      feats=list(torch.randn(batch, context, d, generator=g).to(dev)) if feat else None)
-    tok = torch.randint(0, V, (batch, n), generator=g).to(dev)
-    f = torch.randn(batch, n, d, generator=g).to(dev) if feat else None
-    ar = torch.arange(n, device=dev)
-    anc = (ar[:, None] >= ar[None, :]).expand(batch, n, n)  # a chain: every node sees its predecessors
-    dep = ar[None, :].expand(batch, n)
-    ok = torch.ones(batch, n, dtype=torch.bool, device=dev)
     L = kv.length
 
-    def step():
-        cast.lm_forward(lm, kv, tok, anc, dep, ok, vocab, feats=f)
-        kv.truncate(L)
+    def step_fn(n: int):
+        tok = torch.randint(0, V, (batch, n), generator=g).to(dev)
+        f = torch.randn(batch, n, d, generator=g).to(dev) if feat else None
+        ar = torch.arange(n, device=dev)
+        anc = (ar[:, None] >= ar[None, :]).expand(batch, n, n)  # a chain: every node sees its predecessors
+        dep = ar[None, :].expand(batch, n)
+        ok = torch.ones(batch, n, dtype=torch.bool, device=dev)
 
-    t = time_fn(step, warmup=1, repeats=repeats, device=dev)
-    return t.min_ms / 1e3  # min: the machine may be shared; the minimum is the least disturbed sample
+        def step():
+            cast.lm_forward(lm, kv, tok, anc, dep, ok, vocab, feats=f)
+            kv.truncate(L)
+        return step
+
+    t = time_interleaved({str(n): step_fn(n) for n in ns}, warmup=1, repeats=repeats, device=dev)
+    return [t[str(n)].median_ms / 1e3 for n in ns]
+
+
+def monotone(row: np.ndarray) -> np.ndarray:
+    """The closest non-decreasing curve (isotonic least squares): more tokens never cost less, and one noisy point
+    is averaged with its neighbours instead of lifting every later point (as a running max would)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    return IsotonicRegression(increasing=True).fit_transform(np.arange(len(row)), row)
 
 
 def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 4, 8, 16, 24, 32, 48, 64),
@@ -116,18 +131,16 @@ def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 
     dev = next(target.parameters()).device
     T = np.zeros((len(contexts), len(target_n)))
     D = np.zeros((len(contexts), len(draft_n)))
-    jobs = [("t", i, j) for i in range(len(contexts)) for j in range(len(target_n))] + \
-           [("d", i, j) for i in range(len(contexts)) for j in range(len(draft_n))]
+    jobs = [("t", i) for i in range(len(contexts))] + [("d", i) for i in range(len(contexts))]
     with kernel.fast_linears(target, draft, enabled=kernels) as on:
-        for kind, i, j in bar(jobs, desc=f"profiling batch {batch}", enabled=progress, leave=False):
+        for kind, i in bar(jobs, desc=f"profiling batch {batch}", enabled=progress, leave=False):
             if kind == "t":
-                T[i, j] = _time_forward(target, None, batch, contexts[i], target_n[j], repeats)
+                T[i] = monotone(np.array(_time_forwards(target, None, batch, contexts[i], target_n, repeats)))
             else:
-                D[i, j] = _time_forward(draft, vocab, batch, contexts[i], draft_n[j], repeats)
-    T = np.maximum.accumulate(T, axis=1)  # latency never falls with more tokens; remove timing noise dips
-    D = np.maximum.accumulate(D, axis=1)
+                D[i] = monotone(np.array(_time_forwards(draft, vocab, batch, contexts[i], draft_n, repeats)))
     return LatencyProfile(device_name(dev), batch, list(contexts), list(target_n), list(draft_n), T, D,
-                          {"repeats": repeats, "statistic": "min of repeats", "kernel": "skinny" if on else "torch"})
+                          {"repeats": repeats, "statistic": "median of interleaved rounds, isotonic in n",
+                           "kernel": "skinny" if on else "torch"})
 
 
 def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
@@ -143,7 +156,7 @@ def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
            "draft_n": list(draft_n), "repeats": repeats, "tag": tag,
            "target": _model_sig(target), "draft": _model_sig(dm), "draft_vocab": nv,
            "kernel": "skinny" if kernels and kernel.available() else "torch"}
-    code = (profile, _time_forward, time_fn, cast.lm_forward, cast.lm_hidden, cast.body_forward, cast.prefill, cast.KV,
+    code = (profile, _time_forwards, monotone, time_interleaved, cast.lm_forward, cast.lm_hidden, cast.body_forward, cast.prefill, cast.KV,
             kernel)
     return cached("cast_profile", key, lambda: profile(target, draft, batch, contexts, target_n, draft_n, repeats,
                                                        kernels=kernels), code=code, verbose=verbose)
