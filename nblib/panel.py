@@ -13,7 +13,7 @@ differs:
 
 The base owns the rest: the readout (`label`, an `ipywidgets.HTML`), the PNG
 `image`, the observers, `set(**values)` (several sliders, one redraw),
-`values()`, timing (`last_update_ms`), `redraws`, `_ipython_display_`, and the
+`values()`, timing (`last_update_ms`), `redraws`, display, and the
 CSS hooks: `<prefix>-<slider name>` on each slider, `<prefix>-readout` on the
 readout, `<prefix>-plot` on the image, `<prefix>-panel` on the whole panel
 (`prefix` is the notebook, e.g. "nb00"; names are lower-cased, `_` -> `-`).
@@ -22,6 +22,13 @@ One update policy for every panel: `continuous_update = False` on every slider
 that has the trait, i.e. the panel redraws once when a drag ends (or per key
 press), not on every pixel of a drag: over a busy kernel a drag would queue
 dozens of redraws that the reader then watches replay.
+
+Display: `_repr_mimebundle_` gives the widget view (JupyterLab, Voila: the live
+panel) together with the current figure as `image/png` and the readout as
+`text/plain`, so a notebook read without a kernel (nbconvert, nbviewer, GitHub)
+still shows the figure the cell produced. A frontend picks the richest type it
+can render; nbconvert skips the widget view when the notebook holds no saved
+widget state for it.
 
 Two ways to render: a full figure redraw (`figure_png`, the default), or
 blitting (`blit = True`): `build` returns the artists a move changes; they are
@@ -188,7 +195,30 @@ class SliderPanel:
         if not self._hold:
             self.update()
 
-    def _ipython_display_(self):
-        from IPython.display import display
+    # --- display: the live view for a kernel, the current figure for every static reader ---------
+    def readout_text(self) -> str:
+        """The readout as plain text (tags dropped, entities decoded): the panel's `text/plain` line."""
+        import html
 
-        display(self.widget)
+        text = re.sub(r"<br\s*/?>|</p>|</div>|</li>", "\n", str(self.label.value), flags=re.I)
+        text = html.unescape(re.sub(r"<[^>]+>", "", text))
+        return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+    def png(self) -> bytes:
+        """The figure as shown now (the last redraw's PNG bytes)."""
+        return bytes(self.image.value)
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        """The widget view (a live kernel shows the panel) beside the current figure as `image/png` and the readout as
+        `text/plain`: nbconvert, nbviewer and GitHub show the figure where no kernel runs the widget."""
+        import base64
+
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        readout = self.readout_text()
+        bundle["text/plain"] = f"{type(self).__name__}" + (f": {readout}" if readout else "")
+        if include:
+            bundle = {k: v for k, v in bundle.items() if k in include}
+        if exclude:
+            bundle = {k: v for k, v in bundle.items() if k not in exclude}
+        return bundle

@@ -1,6 +1,7 @@
 """The slider-panel base (nblib.panel.SliderPanel) and the one policy every notebook's panel follows."""
 from __future__ import annotations
 
+import base64
 import math
 
 import matplotlib
@@ -111,12 +112,52 @@ def test_css_hooks_timing_and_display():
     assert "nbxx-readout" in p.label._dom_classes and "nbxx-plot" in p.image._dom_classes
     assert "nbxx-panel" in p.widget._dom_classes
     assert p.last_update_ms > 0 and math.isfinite(p.last_update_ms)
-    assert hasattr(p, "_ipython_display_")
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Decode PNG bytes (PIL) and return the image's (width, height)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()                                   # a truncated or corrupt PNG raises here
+        return im.size
+
+
+@pytest.mark.parametrize("blit", [False, True])
+def test_display_bundle_carries_the_widget_view_and_the_current_figure(blit):
+    from IPython.core.formatters import DisplayFormatter
+
+    p = Toy(blit)
+    p.set(a=7, b_value=4)
+    data, _ = DisplayFormatter().format(p)          # what IPython publishes for `p` as a cell's last value
+    assert set(data) >= {"application/vnd.jupyter.widget-view+json", "image/png", "text/plain"}
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == p.widget.model_id
+    png = base64.b64decode(data["image/png"], validate=True)
+    assert png == bytes(p.image.value)              # the figure as shown now, not a fresh render
+    assert _png_size(png) == (p.figsize[0] * p.dpi, p.figsize[1] * p.dpi)
+    assert data["text/plain"] == "Toy: sum 11"      # the readout, not "VBox(children=...)"
+    p.set(a=0)
+    data2, _ = DisplayFormatter().format(p)
+    assert data2["image/png"] != data["image/png"] and data2["text/plain"] == "Toy: sum 4"
+    only = p._repr_mimebundle_(include={"image/png"})
+    assert set(only) == {"image/png"}
+    assert "image/png" not in p._repr_mimebundle_(exclude={"image/png"})
+
+
+def test_readout_text_drops_markup():
+    p = Toy()
+    p.label.value = "<b>depth</b> 4 &amp; top-k 2<br>budget&nbsp;12 <span style='x'>ms</span>"
+    assert p.readout_text() == "depth 4 & top-k 2\nbudget 12 ms"
 
 
 def test_every_panel_follows_one_policy(panels):
     for prefix, p in panels.items():
         assert isinstance(p, SliderPanel) and p.prefix == prefix
+        bundle = p._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle, prefix
+        assert min(_png_size(base64.b64decode(bundle["image/png"]))) > 0, prefix
         assert p.redraws >= 1 and p.last_update_ms > 0
         assert f"{prefix}-readout" in p.label._dom_classes and f"{prefix}-plot" in p.image._dom_classes
         sliders = [w for w in p.sliders.values() if w.has_trait("continuous_update")]
