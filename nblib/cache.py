@@ -1,7 +1,11 @@
 """Exists-or-compute artefacts in a user cache folder, keyed by a frozen config and the code that computed them.
 
+Keys come from content: the config (with the sha256 of the weights a result was computed from, via
+`weights_fingerprint` / `file_fingerprint`, never a model's label) and the source of the code named plus
+every nblib module it can reach (`code_version`).
+
 The cache folder is trusted: artefacts are joblib pickles, and loading one runs
-whatever it says. Never point $NBLIB_CACHE at a folder other people can write to.
+whatever it says (and CAST's compiled kernel, a shared library built there, is loaded as it is). Never point $NBLIB_CACHE at a folder other people can write to.
 Downloaded source archives are checked against a pinned sha256 before reuse
 (`verify_sha256`, `fetch_source_archive`).
 """
@@ -18,8 +22,9 @@ import subprocess
 import sys
 import time
 import types
+import weakref
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import joblib
 
@@ -78,8 +83,100 @@ def _code_name(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
 
 
+# ----------------------------------------------------------------------------- what a piece of code can reach
+TRACKED_PACKAGES: tuple[str, ...] = ("nblib",)   # packages whose modules go into a key when reachable
+_SOURCE_MEMO: dict[str, tuple[tuple[int, int], str, frozenset]] = {}
+
+
+def _package_files(package: str) -> dict[str, Path]:
+    """Every module of an importable package on disk: dotted name -> file (a package is its __init__.py)."""
+    mod = sys.modules.get(package)
+    if mod is None:
+        import importlib
+
+        mod = importlib.import_module(package)
+    root = Path(mod.__file__).parent
+    out = {}
+    for py in sorted(root.rglob("*.py")):
+        parts = [package, *py.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = py
+    return out
+
+
+def _imported_modules(name: str, path: Path, modules: dict[str, Path]) -> tuple[str, frozenset]:
+    """(source, tracked modules it imports in any scope), memoised per file size and mtime."""
+    import ast
+
+    st = path.stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    memo = _SOURCE_MEMO.get(str(path))
+    if memo is not None and memo[0] == stamp:
+        return memo[1], memo[2]
+    src = path.read_text()
+    is_pkg = path.name == "__init__.py"
+
+    def longest(dotted: str) -> str | None:
+        parts = dotted.split(".")
+        for i in range(len(parts), 0, -1):
+            if ".".join(parts[:i]) in modules:
+                return ".".join(parts[:i])
+        return None
+
+    found = set()
+    for node in ast.walk(ast.parse(src, filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(m for m in (longest(a.name) for a in node.names) if m)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                src_mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                src_mod = node.module or ""
+            for a in node.names:
+                sub = f"{src_mod}.{a.name}"
+                m = sub if sub in modules else longest(src_mod)
+                if m:
+                    found.add(m)
+    found.discard(name)
+    _SOURCE_MEMO[str(path)] = (stamp, src, frozenset(found))
+    return src, frozenset(found)
+
+
+def reachable_modules(names: Sequence[str]) -> list[str]:
+    """The tracked modules (`TRACKED_PACKAGES`) that `names` import, directly or through each other, with them."""
+    todo = [n for n in names if n.split(".")[0] in TRACKED_PACKAGES]
+    files: dict[str, dict[str, Path]] = {}
+    seen: set[str] = set()
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        pkg = n.split(".")[0]
+        modules = files.setdefault(pkg, _package_files(pkg))
+        if n not in modules:
+            continue
+        seen.add(n)
+        todo.extend(_imported_modules(n, modules[n], modules)[1] - seen)
+    return sorted(seen)
+
+
+def _module_of(obj: Any) -> str | None:
+    target = obj.func if isinstance(obj, functools.partial) else obj
+    if isinstance(target, types.ModuleType):
+        return target.__name__
+    return getattr(inspect.unwrap(target) if callable(target) else target, "__module__", None)
+
+
 def code_version(code: Any, length: int = 12) -> str:
-    """Hash of the source text (inspect.getsource) of a function, class or module, or of a tuple of them."""
+    """Hash of the source of functions, classes or modules and of every tracked module they can reach.
+
+    Each item's own source (inspect.getsource) goes in; when it lives in a tracked package (nblib), so does
+    the source of its module and of every module of that package the module imports, directly or through
+    others, in any scope: editing a callee recomputes, not only editing the functions named.
+    """
     items = _code_items(code)
     if not items:
         raise ValueError("code_version needs at least one function, class or module")
@@ -93,15 +190,72 @@ def code_version(code: Any, length: int = 12) -> str:
             raise TypeError(f"cannot read the source of {_code_name(obj)} ({type(obj).__name__}) for a cache key: "
                             f"pass Python functions, classes or modules ({e})") from None
         h.update(_code_name(obj).encode() + b"\0" + src.encode() + b"\0")
+    for name in reachable_modules([m for m in (_module_of(o) for o in items) if m]):
+        pkg = name.split(".")[0]
+        path = _package_files(pkg)[name]
+        src = _imported_modules(name, path, _package_files(pkg))[0]
+        h.update(b"module\0" + name.encode() + b"\0" + src.encode() + b"\0")
     return h.hexdigest()[:length]
+
+
+# ----------------------------------------------------------------------------- what a model or a file holds
+_WEIGHTS_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # module -> (stamp, sha256)
+
+
+def weights_fingerprint(model: Any, length: int = 16) -> str:
+    """sha256 of a torch module's state (names, dtypes, shapes and bytes of every tensor), for cache keys.
+
+    Accepts an `nn.Module` or an object holding one in `.model` (an `nblib.llm.LocalLLM`, a draft). Two
+    models with the same label but other weights get other fingerprints; the value is memoised per module
+    until one of its tensors changes in place.
+    """
+    import torch
+
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "model", None)
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"weights_fingerprint needs a torch.nn.Module (or an object with one in .model), "
+                        f"got {type(model).__name__}")
+    state = module.state_dict(keep_vars=True)
+    stamp = tuple((k, v.data_ptr(), v._version, tuple(v.shape)) for k, v in state.items())
+    memo = _WEIGHTS_MEMO.get(module)
+    if memo is not None and memo[0] == stamp:
+        return memo[1][:length]
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for k in sorted(state):
+            t = state[k].detach()
+            h.update(f"{k}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+            if t.numel():
+                flat = t.to("cpu").contiguous().reshape(-1)
+                h.update(flat.view(torch.uint8).numpy() if flat.dtype != torch.uint8 else flat.numpy())
+    digest = h.hexdigest()
+    _WEIGHTS_MEMO[module] = (stamp, digest)
+    return digest[:length]
+
+
+_FILE_MEMO: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def file_fingerprint(path: str | Path, length: int = 16) -> str:
+    """sha256 of a file's bytes (memoised per size and mtime), for keys that depend on a checkpoint on disk."""
+    path = Path(path)
+    st = path.stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    memo = _FILE_MEMO.get(str(path.resolve()))
+    if memo is None or memo[0] != stamp:
+        memo = (stamp, sha256_file(path))
+        _FILE_MEMO[str(path.resolve())] = memo
+    return memo[1][:length]
 
 
 def cached(name: str, config: Any, compute: Callable[[], Any], *, code: Any = None, version: Any = None,
            verbose: bool = True) -> Any:
     """Load `name` for (config, code, version) from the cache, or compute it, save it with joblib and return it.
 
-    `code`: the function(s) / class(es) / module(s) whose source the result depends on; their source text
-    goes into the key, so editing them recomputes. `version`: an explicit constant bumped with the code.
+    `code`: the function(s) / class(es) / module(s) whose source the result depends on; their source text,
+    and that of every nblib module they import directly or through others, goes into the key, so editing them
+    or anything they call recomputes. Never put a user label in `config` where the result depends on a
+    model: put `weights_fingerprint(model)` or `file_fingerprint(checkpoint)` there. `version`: an explicit constant bumped with the code.
     A JSON sidecar next to the artefact records what made it (name, config, code, version, time).
     """
     from . import __version__

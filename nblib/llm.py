@@ -11,11 +11,16 @@ call `require_logprobs`, which refuses with the reason instead of guessing.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, Union
 
 import torch
+
+from . import checks
 
 Messages = list[dict]
 Prompt = Union[str, Messages]
@@ -27,6 +32,10 @@ class LLMError(RuntimeError):
 
 class LogprobsUnavailable(LLMError):
     """The backend returned no per-token log-probabilities."""
+
+
+class MalformedReply(LLMError):
+    """A server answered, but not with a completion (an error object, no choices, HTML): the message quotes it."""
 
 
 @dataclass
@@ -85,10 +94,8 @@ class LanguageModel(Protocol):
 
 
 def _check_args(max_new_tokens: int, temperature: float, stop) -> list[str]:
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    checks.whole("max_new_tokens", max_new_tokens, low=1)
+    checks.number("temperature (0 = greedy)", temperature, low=0.0)     # NaN and inf refused, never guessed
     if isinstance(stop, str):
         stop = [stop]
     stop = list(stop or [])
@@ -117,6 +124,14 @@ class LocalLLM:
         """The device the model's weights are on."""
         return next(self.model.parameters()).device
 
+    def fingerprint(self) -> str:
+        """What identifies this model's answers: the sha256 of its weights and of its chat template."""
+        from .cache import weights_fingerprint
+
+        template = getattr(self.tokenizer, "chat_template", None) or ""
+        t = hashlib.sha256(str(template).encode()).hexdigest()[:8]
+        return f"local:sha256:{weights_fingerprint(self.model)}:template:{t}:vocab:{len(self.tokenizer)}"
+
     def format(self, prompt: Prompt) -> str:
         """Turn chat messages into the model's prompt text (strings pass unchanged)."""
         if isinstance(prompt, str):
@@ -138,8 +153,9 @@ class LocalLLM:
                        stop: Sequence[str] | None = None, seed: int | None = None) -> list[Generation]:
         """Generate for several prompts in one left-padded batch; usage wall time is shared equally."""
         stop = _check_args(max_new_tokens, temperature, stop)
-        if len(prompts) == 0:
-            raise ValueError("batch size must be 1 or more: got no prompts")
+        max_new_tokens, temperature = int(max_new_tokens), float(temperature)
+        if isinstance(prompts, str) or len(prompts) == 0:
+            raise ValueError("batch size must be 1 or more: prompts must be a non-empty list (for one prompt, call generate)")
         texts = [self.format(p) for p in prompts]
         tok = self.tokenizer
         tok.padding_side = "left"
@@ -195,15 +211,22 @@ class HTTPLLM:
                  timeout_s: float = 300.0):
         import requests
 
+        if not isinstance(base_url, str):
+            raise ValueError(f"base_url must be a server URL string (http://HOST:PORT/v1), got {base_url!r}")
         url = base_url.rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"a server URL starts with http:// or https://, got {base_url!r}")
         if not url.endswith("/v1"):
             url += "/v1"
+        timeout_s = checks.number("timeout_s (seconds to wait for the server)", timeout_s, low=0.0, low_open=True)
         self.base_url, self.timeout_s = url, timeout_s
         self.session = requests.Session()
-        self.session.trust_env = False if "127.0.0.1" in url or "localhost" in url else True
+        local = _is_local(url)
+        self.session.trust_env = not local
         if api_key:
+            if url.startswith("http://") and not local:
+                warnings.warn(f"the api_key is sent in clear text over plain http:// to {url}: use https:// for a "
+                              "server that is not on this machine", UserWarning, stacklevel=2)
             self.session.headers["Authorization"] = f"Bearer {api_key}"
         self.model = model or self._first_model()
         self.name = f"{self.model} @ {self.base_url}"
@@ -221,13 +244,36 @@ class HTTPLLM:
             raise LLMError(f"the server at {self.base_url} did not answer within {self.timeout_s:.0f} s") from None
         if r.status_code != 200:
             raise LLMError(f"the server at {self.base_url}{path} answered HTTP {r.status_code}: {r.text[:300]}")
-        return r.json()
+        try:
+            data = r.json()
+        except ValueError:   # JSONDecodeError (json or simplejson): an HTML page, a proxy's banner, a cut body
+            raise MalformedReply(f"the server at {self.base_url}{path} answered HTTP 200 with a body that is not "
+                                 f"JSON; it starts with {_first_bytes(r.content)}") from None
+        if not isinstance(data, dict):
+            raise MalformedReply(f"the server at {self.base_url}{path} answered a JSON {type(data).__name__}, not an "
+                                 f"object; it starts with {_first_bytes(r.content)}")
+        if "error" in data and "choices" not in data and "data" not in data:
+            raise MalformedReply(f"the server at {self.base_url}{path} answered HTTP 200 with an error: "
+                                 f"{_first_bytes(r.content)}")
+        return data
+
+    def fingerprint(self) -> str:
+        """What identifies this model's answers: the server URL and the model id it serves."""
+        return f"http:{self.base_url}|{self.model}"
+
+    def _choice(self, data: dict, path: str) -> dict:
+        """The first choice of a completion reply, or a MalformedReply quoting the reply's first bytes."""
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise MalformedReply(f"the server at {self.base_url}{path} answered without a completion (no 'choices'); "
+                                 f"the reply starts with {_first_bytes(json.dumps(data).encode())}")
+        return choices[0]
 
     def _first_model(self) -> str:
         data = self._request("GET", "/models").get("data") or []
-        if not data:
+        if not isinstance(data, list) or not data or not isinstance(data[0], dict) or "id" not in data[0]:
             raise LLMError(f"the server at {self.base_url} lists no models: pass model=...")
-        return data[0]["id"]
+        return str(data[0]["id"])
 
     def generate(self, prompt: Prompt, max_new_tokens: int = 64, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Generation:
@@ -243,32 +289,78 @@ class HTTPLLM:
             if not prompt:
                 raise ValueError("the prompt is empty")
             data = self._request("POST", "/completions", json={**body, "prompt": prompt, "logprobs": 1})
-            choice = data["choices"][0]
-            text = choice.get("text", "")
+            choice = self._choice(data, "/completions")
+            text = choice.get("text")
             lp = choice.get("logprobs") or {}
-            tokens, logprobs = lp.get("tokens"), lp.get("token_logprobs")
+            tokens, logprobs = (lp.get("tokens"), lp.get("token_logprobs")) if isinstance(lp, dict) else (None, None)
         else:
             data = self._request("POST", "/chat/completions",
                                  json={**body, "messages": list(prompt), "logprobs": True})
-            choice = data["choices"][0]
-            text = (choice.get("message") or {}).get("content") or ""
-            content = (choice.get("logprobs") or {}).get("content")
-            tokens = [c["token"] for c in content] if content else None
-            logprobs = [c["logprob"] for c in content] if content else None
+            choice = self._choice(data, "/chat/completions")
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, dict) else None
+            text = "" if text is None else text
+            lp = choice.get("logprobs")
+            content = lp.get("content") if isinstance(lp, dict) else None
+            try:
+                tokens = [c["token"] for c in content] if content else None
+                logprobs = [float(c["logprob"]) for c in content] if content else None
+            except (TypeError, KeyError, ValueError):
+                raise MalformedReply(f"the server at {self.base_url}/chat/completions sent log-probabilities "
+                                     f"in an unknown shape: {_first_bytes(json.dumps(lp).encode())}") from None
+        text = "" if text is None else text
+        if not isinstance(text, str):
+            raise MalformedReply(f"the server at {self.base_url} sent a completion text that is not a string: "
+                                 f"{_first_bytes(json.dumps(choice).encode())}")
         wall = time.perf_counter() - t0
         text, hit = _cut_at_stop(text, stop)  # some servers ignore `stop`
-        usage = data.get("usage") or {}
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        try:
+            n_in, n_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        except (TypeError, ValueError):
+            raise MalformedReply(f"the server at {self.base_url} sent usage that is not token counts: "
+                                 f"{_first_bytes(json.dumps(usage).encode())}") from None
         return Generation(
-            text=text, tokens=tokens or [], logprobs=logprobs,
-            usage=Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), wall, 1),
+            text=text, tokens=tokens or [], logprobs=logprobs, usage=Usage(n_in, n_out, wall, 1),
             finish_reason="stop" if hit else choice.get("finish_reason") or "length", backend=f"http:{self.name}")
 
     def generate_batch(self, prompts: Sequence[Prompt], max_new_tokens: int = 64, temperature: float = 0.0,
                        stop: Sequence[str] | None = None, seed: int | None = None) -> list[Generation]:
         """One request per prompt (the server batches concurrent requests itself)."""
-        if len(prompts) == 0:
-            raise ValueError("batch size must be 1 or more: got no prompts")
+        if isinstance(prompts, str) or len(prompts) == 0:
+            raise ValueError("batch size must be 1 or more: prompts must be a non-empty list (for one prompt, call generate)")
         return [self.generate(p, max_new_tokens, temperature, stop, seed) for p in prompts]
+
+
+def _is_local(url: str) -> bool:
+    """True when a URL's host is this machine (127.x, localhost, ::1)."""
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def _first_bytes(body: bytes, n: int = 200) -> str:
+    """The first `n` bytes of a reply body, quoted, for an error message."""
+    head = body[:n].decode("utf-8", "replace")
+    return repr(head) + (f" ... ({len(body)} bytes)" if len(body) > n else "")
+
+
+def fingerprint(lm) -> str:
+    """What identifies a language model's answers, for response stores and caches (never just its label).
+
+    A backend's own `fingerprint()` (a local model: its weights' sha256; a server: URL + model id); else a
+    module in `.model`: its weights' sha256; else the backend's class and name.
+    """
+    own = getattr(lm, "fingerprint", None)
+    if callable(own):
+        return str(own())
+    module = getattr(lm, "model", None)
+    if isinstance(module, torch.nn.Module):
+        from .cache import weights_fingerprint
+
+        return f"sha256:{weights_fingerprint(module)}"
+    return f"{type(lm).__module__}.{type(lm).__qualname__}:{getattr(lm, 'name', '')}"
 
 
 def connect(spec: str = "smollm2", model: str | None = None, device: Any = None, **kwargs) -> LanguageModel:

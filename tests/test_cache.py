@@ -121,3 +121,87 @@ def test_a_pinned_archive_with_another_hash_is_not_reused(tmp_path):
     (tmp_path / fname).write_bytes(b"not the sdist")
     with pytest.raises(ValueError, match="not the pinned file"):
         cache.fetch_source_archive("bigbench==1.0.0", tmp_path)
+
+
+# ----------------------------------------------------------------------------- keys from content (issue 23)
+def _fake_package(root, name="fakepkg_keys"):
+    pkg = root / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "top.py").write_text("def run():\n    from . import callee\n    return callee.value()\n")
+    (pkg / "callee.py").write_text("def value():\n    return 1\n")
+    (pkg / "unrelated.py").write_text("X = 1\n")
+    return pkg
+
+
+def _rewrite(path, text):
+    import os
+
+    st = path.stat()
+    path.write_text(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a new mtime even on a coarse clock
+
+
+def test_editing_a_callee_that_is_not_named_in_code_misses_the_cache(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    pkg = _fake_package(tmp_path / "src")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setattr(cache, "TRACKED_PACKAGES", (*cache.TRACKED_PACKAGES, "fakepkg_keys"))
+    top = importlib.import_module("fakepkg_keys.top")
+    try:
+        assert cache.reachable_modules(["fakepkg_keys.top"]) == ["fakepkg_keys.callee", "fakepkg_keys.top"]
+        calls, compute = _counting(tmp_path / "cache", monkeypatch)
+        before = cache.code_version(top.run)
+        cache.cached("k", Cfg(1), compute, code=top.run, verbose=False)
+        _rewrite(pkg / "unrelated.py", "X = 2\n")                       # not reachable: still a hit
+        assert cache.code_version(top.run) == before
+        cache.cached("k", Cfg(1), compute, code=top.run, verbose=False)
+        assert len(calls) == 1
+        _rewrite(pkg / "callee.py", "def value():\n    return 2\n")    # only the callee changed
+        assert cache.code_version(top.run) != before
+        cache.cached("k", Cfg(1), compute, code=top.run, verbose=False)
+        assert len(calls) == 2
+    finally:
+        for m in [m for m in sys.modules if m.startswith("fakepkg_keys")]:
+            del sys.modules[m]
+
+
+def test_the_step_table_code_reaches_the_generation_code_its_pool_calls():
+    from nblib.hierrouter import table
+
+    reach = cache.reachable_modules([table.StepCache.__module__])
+    assert "nblib.taskworld.generation" in reach and "nblib.hierrouter.pool" in reach
+    assert "nblib.cast.tree" not in reach                       # only what it imports, not the whole package
+
+
+def _tiny_module(seed):
+    import torch
+
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+
+
+def test_weights_fingerprint_follows_the_weights_not_the_object():
+    import torch
+
+    a, b, a2 = _tiny_module(0), _tiny_module(1), _tiny_module(0)
+    assert cache.weights_fingerprint(a) == cache.weights_fingerprint(a2)
+    assert cache.weights_fingerprint(a) != cache.weights_fingerprint(b)
+    before = cache.weights_fingerprint(a)
+    with torch.no_grad():
+        a[0].weight[0, 0] += 1e-3                              # an in-place edit is seen despite the memo
+    assert cache.weights_fingerprint(a) != before
+    half = _tiny_module(0).to(torch.bfloat16)
+    assert cache.weights_fingerprint(half) != cache.weights_fingerprint(a2)   # the dtype is in the key
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        cache.weights_fingerprint("tiny")
+
+
+def test_file_fingerprint_follows_the_bytes(tmp_path):
+    p = tmp_path / "w.bin"
+    p.write_bytes(b"abc")
+    first = cache.file_fingerprint(p)
+    _rewrite(p, "abd")
+    assert cache.file_fingerprint(p) != first

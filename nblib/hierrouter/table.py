@@ -4,7 +4,8 @@ PPO's rollouts revisit the same contexts over and over, so a model runs at most 
 `StepCache.step` looks the output up and calls the model only on a miss. `StepCache.expand` fills the
 table ahead of training, hop by hop over all distinct contexts every model sequence reaches (batched per
 model), so PPO then runs on look-ups alone. `step_table` builds one for a task-world split and keeps it in
-the user cache (nblib.cache), keyed by the problems, the pool's checkpoints, the encoder and this code.
+the user cache (nblib.cache), keyed by the problems, the sha256 of the pool's and the encoder's weights, and the source of this code and every
+nblib module it reaches (taskworld.generation included).
 """
 from __future__ import annotations
 
@@ -115,6 +116,30 @@ def checkpoint_stamp(name: str) -> str | None:
         return None
 
 
+def model_fingerprint(m) -> str:
+    """What a pool model or encoder computes with, for cache keys and policy checks: its weights' sha256.
+
+    A task model or encoder with weights: `cache.weights_fingerprint` of the loaded module; an LLM pool model:
+    `llm.fingerprint` (weights, or server URL + model id); a scripted model: its function's source; an
+    encoder without weights (the hand features): its name.
+    """
+    from .. import cache, llm
+
+    lm = getattr(m, "lm", None)
+    if lm is not None:
+        return llm.fingerprint(lm)
+    module = getattr(m, "model", None)
+    if module is not None and hasattr(module, "state_dict"):
+        return "sha256:" + cache.weights_fingerprint(module)
+    fn = getattr(m, "fn", None)
+    if fn is not None:
+        try:
+            return "code:" + cache.code_version(fn)
+        except TypeError:
+            return f"object:{type(fn).__name__}:{id(fn)}"   # no source (a builtin): never shared across runs
+    return "name:" + str(getattr(m, "name", type(m).__name__))
+
+
 def step_table(split: str = "train", n: int = 500, horizon: int = 3, pool: Sequence[str] | None = None,
                encoder: str = "hidden:tiny", seed: int = 0, verbose: bool = False,
                show_progress: bool = False) -> tuple[list[T.Problem], StepCache]:
@@ -128,16 +153,17 @@ def step_table(split: str = "train", n: int = 500, horizon: int = 3, pool: Seque
     models = make_pool(names)
     enc = E.make_encoder(encoder)
     probs = T.problems(split, n, seed, n_steps=horizon)
-    config = {"split": split, "n": n, "horizon": horizon, "seed": seed, "pool": names,
-              "checkpoints": [checkpoint_stamp(m) for m in names], "encoder": encoder,
-              "encoder_checkpoint": checkpoint_stamp(getattr(enc, "model_name", ""))}
+    # keyed by what the models compute with (their weights' sha256), not by their names
+    config = {"split": split, "n": n, "horizon": horizon, "seed": seed, "pool": [m.name for m in models],
+              "weights": [model_fingerprint(m) for m in models], "encoder": encoder,
+              "encoder_weights": model_fingerprint(enc)}
 
     def compute():
         return StepCache(models, enc).expand(probs, horizon, show_progress).tables()
 
     from . import pool as pool_mod
 
-    code = (StepCache, prompt, pool_mod, E, T.problems, T.sample_problem)
+    code = (StepCache, prompt, pool_mod, E, T.problems, T.sample_problem)  # + every nblib module they import
     data = cached("hierrouter_table", config, compute, code=code, verbose=verbose)
     steps = {k: StepOutput(*v) for k, v in data["steps"].items()}
     return probs, StepCache(models, enc, steps, data["embeddings"])

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import cost
-from ..cache import cached
+from ..cache import cached, weights_fingerprint
 
 
 SWEEP_VERSION = 3  # bump when measure_point changes what or how it measures
@@ -76,7 +76,7 @@ def measure_point(model, batch: int, seq: int, decode_steps: int = 8, repeats: i
 
 
 def run_sweep(model, config: SweepConfig, progress: bool = True):
-    """Measure every grid point of `config` (cached per machine); return a pandas DataFrame."""
+    """Measure every grid point of `config` (cached per machine and per the model's weights); return a DataFrame."""
     import pandas as pd
     from .. import progress as bar
 
@@ -86,6 +86,7 @@ def run_sweep(model, config: SweepConfig, progress: bool = True):
         cost.check_positive(seq_len=s)
     grid = [(b, s) for b in config.batch_sizes for s in config.seq_lens]
     machine = (platform.node(), platform.processor(), torch.get_num_threads(), str(next(model.parameters()).device))
+    weights = weights_fingerprint(model)   # the model measured, not config.model (a label the user chose)
 
     def compute():
         measure_point(model, 1, 8, decode_steps=2, repeats=1)  # warm-up: first calls pay one-off costs
@@ -94,7 +95,8 @@ def run_sweep(model, config: SweepConfig, progress: bool = True):
             rows.append(measure_point(model, b, s, config.decode_steps, config.repeats, config.seed))
         return pd.DataFrame(rows)
 
-    return cached("cost_sweep", (config, machine), compute, code=(measure_point, _random_ids), version=SWEEP_VERSION)
+    return cached("cost_sweep", (config, machine, weights), compute, code=(measure_point, _random_ids),
+                  version=SWEEP_VERSION)
 
 
 def predict(sweep, batch: int, seq: int, new_tokens: int) -> dict:
