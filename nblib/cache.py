@@ -233,14 +233,14 @@ def weights_fingerprint(model: Any, length: int = 16) -> str:
     return digest[:length]
 
 
-_FILE_MEMO: dict[str, tuple[tuple[int, int], str]] = {}
+_FILE_MEMO: dict[str, tuple[tuple, str]] = {}
 
 
 def file_fingerprint(path: str | Path, length: int = 16) -> str:
-    """sha256 of a file's bytes (memoised per size and mtime), for keys that depend on a checkpoint on disk."""
+    """sha256 of a file's bytes (memoised per size, inode and times), for keys that depend on a file on disk."""
     path = Path(path)
     st = path.stat()
-    stamp = (st.st_mtime_ns, st.st_size)
+    stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
     memo = _FILE_MEMO.get(str(path.resolve()))
     if memo is None or memo[0] != stamp:
         memo = (stamp, sha256_file(path))

@@ -169,7 +169,7 @@ def compute_frontier(cfg: FrontierConfig = FrontierConfig()) -> Frontier:
 
 
 def frontier(cfg: FrontierConfig = FrontierConfig(), verbose: bool = True) -> Frontier:
-    """The frontier for this config, computed once and cached (keyed by config and this package's code)."""
+    """The frontier for this config, computed once and cached (keyed by config, the models' weights and the code)."""
     from .. import cache
     from . import confidence, engine, routing, steps
 
@@ -177,8 +177,23 @@ def frontier(cfg: FrontierConfig = FrontierConfig(), verbose: bool = True) -> Fr
         return compute_frontier(cfg)
 
     code = (compute_frontier, calibrate, run_rows, problem_row, summarise, engine, confidence, routing, steps,
-            tw.problems.problems, tw.problems.sample_problem)
-    return cache.cached("steer_frontier", asdict(cfg), compute, code=code, verbose=verbose)
+            tw.problems.problems, tw.problems.sample_problem)            # + every nblib module they import
+    key = {**asdict(cfg), "weights": checkpoint_fingerprints([cfg.small, cfg.large, cfg.mid])}
+    return cache.cached("steer_frontier", key, compute, code=code, verbose=verbose)
+
+
+def checkpoint_fingerprints(names) -> dict:
+    """sha256 of each named task model's checkpoint files (weights and config), so a retrained model recomputes."""
+    from .. import cache
+
+    out = {}
+    for name in names:
+        if name is None:
+            continue
+        folder = tw.models.checkpoint_folder(name)
+        out[name] = [cache.file_fingerprint(folder / f) for f in ("model.safetensors", "config.json")
+                     if (folder / f).exists()]
+    return out
 
 
 # ----------------------------------------------------------------------------- reading the frontier

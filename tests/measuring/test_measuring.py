@@ -100,3 +100,30 @@ def test_decode_roofline_matches_a_hand_count(grid, tiny_model):
 def test_flops_check_formula_equals_the_counter(tiny_model):
     table = measuring.flops_check(tiny_model, cases=((1, 8, 0), (2, 1, 8)))
     assert list(table["analytic / measured"].round(6)) == [1.0, 1.0]
+
+
+def tiny_llama(layers, seed):
+    """A random-init LlamaForCausalLM of a given depth and seed."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
+                      intermediate_size=64, vocab_size=97, max_position_embeddings=64, tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_the_sweep_cache_follows_the_models_weights_not_the_label(tmp_path, monkeypatch, capsys):
+    """Issue 23: one SweepConfig label, two models -> the second is measured, not served the first's numbers."""
+    monkeypatch.setenv("NBLIB_CACHE", str(tmp_path))
+    cfg = measuring.SweepConfig("my-model", (1,), (8,), decode_steps=1, repeats=1)
+    small, bigger = tiny_llama(layers=1, seed=0), tiny_llama(layers=3, seed=0)
+    a = measuring.run_sweep(small, cfg, progress=False)
+    b = measuring.run_sweep(bigger, cfg, progress=False)
+    out = capsys.readouterr().out
+    assert out.count("computed") == 2 and "hit" not in out
+    assert b.prefill_flops.iloc[0] > a.prefill_flops.iloc[0]          # the bigger model's own count
+    same_arch_other_weights = tiny_llama(layers=1, seed=1)
+    measuring.run_sweep(same_arch_other_weights, cfg, progress=False)
+    assert "computed" in capsys.readouterr().out                       # retrained weights: measured again
+    measuring.run_sweep(tiny_llama(layers=1, seed=0), cfg, progress=False)
+    assert "hit" in capsys.readouterr().out                            # the same weights in a new object: a hit

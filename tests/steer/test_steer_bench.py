@@ -33,3 +33,37 @@ def test_panel_moves_along_the_frontier(small_frontier):
     assert p.label.value != before[0] and p.image.value != before[1]
     assert "notch 4" in p.label.value and p.last_update_ms < 1000
     assert (p.state()["routes"][p.state()["routes"] > 0] == 2).all()
+
+
+def test_the_cached_frontier_follows_the_checkpoints_not_the_names(tmp_path, monkeypatch):
+    """Issue 23: a retrained checkpoint under the same name gets a new frontier, not the old one."""
+    import os
+    import shutil
+
+    from nblib import taskworld as tw
+
+    monkeypatch.setenv("NBLIB_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def fake_compute(cfg):
+        calls.append(cfg)
+        return len(calls)
+
+    monkeypatch.setattr(steer.bench, "compute_frontier", fake_compute)
+    real = tw.models.checkpoint_folder
+    folders = {}
+    for name in ("tiny", "large"):
+        folders[name] = tmp_path / "models" / name
+        shutil.copytree(real(name), folders[name])
+    monkeypatch.setattr(tw.models, "checkpoint_folder", lambda name, *a, **k: folders[name])
+    cfg = steer.FrontierConfig(mid=None)
+    assert steer.bench.frontier(cfg, verbose=False) == 1
+    assert steer.bench.frontier(cfg, verbose=False) == 1                 # same weights: a hit
+    w = folders["large"] / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 1                                                      # "retrained": one byte of a weight differs
+    w.write_bytes(bytes(data))
+    st = w.stat()
+    os.utime(w, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))          # a new mtime even on a coarse clock
+    assert steer.bench.frontier(cfg, verbose=False) == 2
+    assert len(calls) == 2
