@@ -445,3 +445,163 @@ def total(entries: Iterable[CostEntry]) -> CostEntry:
     return CostEntry("total", flops=s("flops"), wall_ms=s("wall_ms"), peak_mb=max(peaks) if peaks else None,
                      prompt_tokens=s("prompt_tokens") or 0, completion_tokens=s("completion_tokens") or 0,
                      calls=s("calls") or 0)
+
+
+# ----------------------------------------------------------------------------- the price lens
+class UnknownPriceSheet(KeyError):
+    """A price sheet name that does not exist; the message lists the ones there are."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class PriceSheet:
+    """Prices per input (prompt) token and per output (generated) token for named models, in one unit.
+
+    The lens re-prices a trace's token counts per model without running any model again:
+    FLOPs per token (the default), "as if" the models were bigger ones (2 x params FLOPs per token),
+    or a provider's USD per token with the date of its price list.
+    """
+
+    name: str
+    unit: str  # "FLOPs", "USD" or "relative"
+    input: tuple[tuple[str, float], ...]  # (model, price per input token), cheapest model first
+    output: tuple[tuple[str, float], ...]  # (model, price per output token)
+    source: str = ""  # where the prices come from, with a date where they can change
+
+    def __post_init__(self):
+        for part in ("input", "output"):
+            for model, price in getattr(self, part):
+                if not isinstance(price, (int, float)) or price != price or price < 0 or price == float("inf"):
+                    raise ValueError(f"price sheet {self.name!r}: the {part} price of {model!r} must be a finite "
+                                     f"number >= 0, got {price!r}")
+        if [m for m, _ in self.input] != [m for m, _ in self.output]:
+            raise ValueError(f"price sheet {self.name!r}: input and output prices must name the same models")
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models this sheet prices, in its order."""
+        return tuple(m for m, _ in self.input)
+
+    def price(self, model: str) -> tuple[float, float]:
+        """(price per input token, price per output token) of one model; a clear error when it is not named."""
+        prices = dict(self.input)
+        if model not in prices:
+            raise KeyError(f"the price sheet {self.name!r} names no price for model {model!r}; it prices "
+                           f"{list(self.models)}: build a sheet for these models (e.g. nblib.cost.price_sheet"
+                           f"({self.name.split(' ')[0]!r}, models=[...]))")
+        return prices[model], dict(self.output)[model]
+
+    def cost(self, model: str, input_tokens, output_tokens):
+        """Cost of `input_tokens` read and `output_tokens` written by `model` (numbers or numpy arrays)."""
+        p_in, p_out = self.price(model)
+        return input_tokens * p_in + output_tokens * p_out
+
+    def ratio(self, cheap: str, dear: str) -> float:
+        """How many times `dear`'s output token costs `cheap`'s."""
+        return self.price(dear)[1] / self.price(cheap)[1]
+
+
+def reprice(usage, sheet: PriceSheet) -> dict:
+    """Re-price token counts per model: usage {model: (input_tokens, output_tokens)} -> {model: cost, "total": ..}.
+
+    Token counts may be numbers or numpy arrays (e.g. per query); every model of `usage` must be on the sheet.
+    """
+    missing = [m for m in usage if m not in sheet.models]
+    if missing:
+        raise KeyError(f"the price sheet {sheet.name!r} names no price for {missing}; it prices {list(sheet.models)}")
+    out = {m: sheet.cost(m, i, o) for m, (i, o) in usage.items()}
+    out["total"] = sum(out.values())
+    return out
+
+
+def flops_sheet(flops_per_token: dict[str, float]) -> PriceSheet:
+    """The default lens: each model's FLOPs per token, for input and output alike (a prompt token costs a decode one)."""
+    items = tuple(sorted(flops_per_token.items(), key=lambda kv: kv[1]))
+    return PriceSheet("FLOPs", "FLOPs", items, items, "measured FLOPs per token of each model")
+
+
+AS_IF_SIZES = (("0.5B", 0.5e9), ("7B", 7e9), ("70B", 70e9))  # parameters of the "as if" family
+
+
+def as_if_sheet(models, sizes=AS_IF_SIZES) -> PriceSheet:
+    """Price the models (cheapest first) as if they were these sizes: 2 x parameters FLOPs per token each."""
+    models = list(models)
+    if len(models) != len(sizes):
+        raise ValueError(f"the 'as if' sheet maps {len(sizes)} sizes {[s for s, _ in sizes]} onto the ladder; "
+                         f"got {len(models)} models {models}: give one model per size, cheapest first")
+    items = tuple((m, 2.0 * p) for m, (_, p) in zip(models, sizes))
+    label = " / ".join(s for s, _ in sizes)
+    return PriceSheet(f"as if {label}", "FLOPs", items, items,
+                      "2 x parameters FLOPs per token (dense decoder, short context)")
+
+
+# USD per 1M tokens (input, output) of named provider models, from the provider's published price list.
+PROVIDER_TABLES = {
+    "openai-2024-12": {
+        "source": "OpenAI API list prices (openai.com/api/pricing) as of December 2024; prices change: check the "
+                  "provider's current list",
+        "models": (("gpt-4o-mini", 0.15, 0.60), ("gpt-4o", 2.50, 10.00), ("o1", 15.00, 60.00)),
+    },
+}
+
+
+def provider_sheet(models, table: str = "openai-2024-12") -> PriceSheet:
+    """Price the models (cheapest first) as the provider table's models, in USD per token."""
+    if table not in PROVIDER_TABLES:
+        raise UnknownPriceSheet(f"no provider price table named {table!r}; tables are {list(PROVIDER_TABLES)}")
+    t = PROVIDER_TABLES[table]
+    models = list(models)
+    if len(models) != len(t["models"]):
+        raise ValueError(f"the {table!r} table prices {len(t['models'])} models {[m for m, *_ in t['models']]}; "
+                         f"got {len(models)} models {models}: give one model per entry, cheapest first")
+    ins = tuple((m, pin / 1e6) for m, (_, pin, _) in zip(models, t["models"]))
+    outs = tuple((m, pout / 1e6) for m, (_, _, pout) in zip(models, t["models"]))
+    names = " / ".join(n for n, *_ in t["models"])
+    return PriceSheet(f"{table} ({names})", "USD", ins, outs, t["source"])
+
+
+def scaled_sheet(sheet: PriceSheet, ratio: float) -> PriceSheet:
+    """The same ladder with its most-to-least expensive output price ratio set to `ratio` (log-prices scaled).
+
+    Every model keeps its place on a log scale between the cheapest and the dearest, so ratio = the sheet's
+    own ratio gives back the sheet (up to the unit: "relative", the cheapest output token costs 1).
+    """
+    import math
+
+    if not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio < 1:
+        raise ValueError(f"the price ratio must be a finite number >= 1, got {ratio!r}")
+    outs = dict(sheet.output)
+    lo, hi = min(outs.values()), max(outs.values())
+    if lo <= 0:
+        raise ValueError(f"price sheet {sheet.name!r} has a zero price: it cannot be scaled by ratios")
+    span = math.log(hi / lo)
+    power = 0.0 if span == 0 else math.log(ratio) / span
+
+    def scale(p: float) -> float:
+        return (p / lo) ** power if p > 0 else 0.0
+
+    ins = tuple((m, scale(p) if p > 0 else 0.0) for m, p in sheet.input)
+    out = tuple((m, scale(p)) for m, p in sheet.output)
+    return PriceSheet(f"{sheet.name} at {ratio:g}x", "relative", ins, out,
+                      f"{sheet.name}'s log-prices scaled so the dearest model costs {ratio:g}x the cheapest")
+
+
+PRICE_SHEETS = ("flops", "as-if", "openai-2024-12")
+
+
+def price_sheet(name: str, models, flops_per_token: dict[str, float] | None = None) -> PriceSheet:
+    """A named price sheet for these models (cheapest first): 'flops', 'as-if' (0.5B / 7B / 70B) or a provider table."""
+    if name == "flops":
+        if flops_per_token is None:
+            raise ValueError("the 'flops' sheet needs flops_per_token={model: FLOPs per token}")
+        missing = [m for m in models if m not in flops_per_token]
+        if missing:
+            raise KeyError(f"no FLOPs per token given for {missing}")
+        return flops_sheet({m: flops_per_token[m] for m in models})
+    if name == "as-if":
+        return as_if_sheet(models)
+    if name in PROVIDER_TABLES:
+        return provider_sheet(models, name)
+    raise UnknownPriceSheet(f"no price sheet named {name!r}; sheets are {list(PRICE_SHEETS)}")

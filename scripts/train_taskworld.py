@@ -27,6 +27,9 @@ sys.path.insert(0, str(ROOT))
 from nblib import taskworld  # noqa: E402
 
 TRAIN_TASK = taskworld.TaskConfig(min_steps=1, max_steps=6)  # 1-step items too (BIG-bench arithmetic is 1-step)
+V2_TASK = taskworld.problems.V2_MIX  # task world v2: easy / medium / hard levels, totals up to 999, 2-8 steps
+Arch, Spec = taskworld.models.Arch, taskworld.training.TrainSpec
+V2_TINY = Arch(d_model=48, n_layers=2, n_heads=2, d_ff=128, max_len=192)  # also the specialists' shape
 
 
 SPECS = {
@@ -39,10 +42,25 @@ SPECS = {
     # specialists: the full mix of problems, loss mostly on one kind of step
     **{name: taskworld.training.TrainSpec(name, taskworld.models.Arch(d_model=96, n_layers=2, n_heads=2, d_ff=256), steps=800, lr=3e-3,
                          task=TRAIN_TASK, focus=op, focus_keep=0.1)
-       for op, name in taskworld.SPECIALISTS.items() if op != "-"},
+       for op, name in taskworld.models.SPECIALISTS_V1.items() if op != "-"},
     # subtraction with borrows did not converge with 2 layers in 800 steps (16.7 % of its own steps right)
     "spec-sub": taskworld.training.TrainSpec("spec-sub", taskworld.models.Arch(d_model=96, n_layers=3, n_heads=2, d_ff=256), steps=1000, lr=3e-3,
                             task=TRAIN_TASK, focus="-", focus_keep=0.1),
+    # task world v2 (issue 21): a ladder with ~4-5x FLOPs per rung and >= 25x end to end, trained on the
+    # v2 mix; specialists at tiny's shape, loss mostly on one kind of step
+    "v2-tiny": Spec("v2-tiny", V2_TINY, steps=3000, lr=3e-3, task=V2_TASK, bucket=4, select_max_val_acc=0.58),
+    "v2-mid": Spec("v2-mid", Arch(d_model=128, n_layers=3, n_heads=4, d_ff=256, max_len=192), steps=1400, lr=2e-3,
+                   task=V2_TASK, bucket=4, select_max_val_acc=0.84),
+    # the large rung continues the first ladder's large (same shape) on the v2 mix: three-digit totals and
+    # 7-8 steps are new to it
+    "v2-large": Spec("v2-large", Arch(d_model=192, n_layers=5, n_heads=6, d_ff=512, max_len=192), steps=500,
+                     lr=1e-3, warmup=20, task=V2_TASK, bucket=4, select_max_val_acc=0.955, init_from="large"),
+    "v2-spec-sub": Spec("v2-spec-sub", V2_TINY, steps=2000, lr=3e-3, task=V2_TASK, bucket=4, focus="-",
+                        focus_keep=0.1),
+    "v2-spec-mul": Spec("v2-spec-mul", V2_TINY, steps=2000, lr=3e-3, task=V2_TASK, bucket=4, focus="*",
+                        focus_keep=0.1),
+    "v2-spec-add": Spec("v2-spec-add", V2_TINY, steps=2000, lr=3e-3, task=V2_TASK, bucket=4, focus="+",
+                        focus_keep=0.1),
 }
 
 
@@ -58,15 +76,21 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown model(s) {unknown}; known: {list(SPECS)}")
     torch.set_num_threads(args.threads)
-    held = taskworld.problems.problems("val", args.eval_n, seed=0)
-
-    def eval_fn(model):
-        return {"val_acc": taskworld.accuracy(model, held)}
-
     for name in names:
         spec = SPECS[name]
+        held = taskworld.problems.problems("val", args.eval_n, seed=0, cfg=spec.task)
+        snaps: dict[int, dict] = {}
+
+        def eval_fn(model, held=held, snaps=snaps):
+            row = {"val_acc": taskworld.accuracy(model, held)}
+            if spec.select_max_val_acc is not None:  # keep a copy: the committed checkpoint may be an earlier one
+                snaps[len(snaps)] = {"state": {k: v.detach().clone() for k, v in model.state_dict().items()}, **row}
+            return row
+
         t0 = time.time()
-        model, record = taskworld.training.train(spec, log_every=max(100, spec.steps // 10), eval_fn=eval_fn)
+        model, record = taskworld.training.train(spec, log_every=max(100, spec.steps // 12), eval_fn=eval_fn)
+        if spec.select_max_val_acc is not None:
+            record = taskworld.training.select_snapshot(model, record, snaps, spec.select_max_val_acc)
         folder = args.out / name
         record["sha256"] = None
         taskworld.models.save_model(model, folder, record)

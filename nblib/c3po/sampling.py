@@ -43,6 +43,7 @@ class ModelSamples:
     seed: int = 0
     greedy: list[str | None] | None = None   # (Q,) the greedy answer (task models only)
     greedy_cost: np.ndarray | None = None    # (Q,) cost of that one greedy decode
+    greedy_tokens: np.ndarray | None = None  # (Q,) completion tokens of that greedy decode
     texts: list[list[str]] = field(default_factory=list, repr=False)  # (Q, K) raw sampled texts (first few)
 
     @property
@@ -130,13 +131,15 @@ def sample_task_model(name: str, problems: Sequence[T.Problem], k: int = DEFAULT
 
     model = model if model is not None else load_model(name)
     prompts = [prompt_of(p) for p in problems]
-    texts, toks, flops = sample_texts(model, prompts, k, temperature, seed, name=name)
+    longest = max([80] + [len(p.solution) + 16 for p in problems])  # room for the longest gold solution
+    texts, toks, flops = sample_texts(model, prompts, k, temperature, seed, max_new_tokens=longest, name=name)
     s = ModelSamples(name, [[answer_line(t) for t in row] for row in texts], toks.sum(1), flops.sum(1),
                      "FLOPs", temperature, seed, texts=texts[:keep_texts])
     if greedy:
         gens = solve(model, problems)
         s.greedy = [answer_line(g.text) for g in gens]
         s.greedy_cost = np.array([g.flops for g in gens], dtype=np.float64)
+        s.greedy_tokens = np.array([len(g.tokens) for g in gens], dtype=np.int64)
     return s
 
 

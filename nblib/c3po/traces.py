@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..taskworld import problems as T
+from ..taskworld.models import LADDER
 from . import sampling as S
 
 
@@ -40,6 +41,8 @@ class CascadeTraces:
     temperature: float = S.DEFAULT_TEMPERATURE
     samples: list[list[list[str | None]]] | None = None  # (M, Q, K) raw extracted answers
     runner_up: np.ndarray | None = None     # (M, Q) vote share of the second most frequent answer
+    greedy_tokens: np.ndarray | None = None  # (M, Q) completion tokens of each greedy decode
+    prompt_tokens: np.ndarray | None = None  # (Q,) prompt tokens of one call on the query (task models)
 
     @property
     def n_models(self) -> int:
@@ -77,7 +80,7 @@ class CascadeTraces:
         return CascadeTraces(list(self.models), self.k, self.answer[:, idx], self.share[:, idx], self.cost[:, idx],
                              self.tokens[:, idx], self.unit, pick(self.gold), pick(self.greedy),
                              pick(self.greedy_cost), qs, self.codebook, self.temperature, smp,
-                             pick(self.runner_up))
+                             pick(self.runner_up), pick(self.greedy_tokens), pick(self.prompt_tokens))
 
     def frame(self):
         """One row per (query, model): majority answer, vote share, cost, correct (when labelled)."""
@@ -111,7 +114,7 @@ def majority(answers: Sequence[str | None]) -> tuple[str | None, float]:
 
 
 def from_samples(samples: Sequence[S.ModelSamples], gold: Sequence | None = None,
-                 queries: Sequence[str] | None = None) -> CascadeTraces:
+                 queries: Sequence[str] | None = None, prompt_tokens: np.ndarray | None = None) -> CascadeTraces:
     """Stack per-model samples (given cheapest first) into CascadeTraces; answers get shared integer codes."""
     if not samples:
         raise ValueError("a cascade needs at least one model's samples")
@@ -140,16 +143,18 @@ def from_samples(samples: Sequence[S.ModelSamples], gold: Sequence | None = None
             counts = sorted(Counter(x for x in row if x is not None).values(), reverse=True)
             second[i, j] = counts[1] / k if len(counts) > 1 else 0.0
     g = None if gold is None else np.array([code(str(x)) for x in gold], dtype=np.int64)
-    greedy = gcost = None
+    greedy = gcost = gtok = None
     if all(s.greedy is not None for s in samples):
         greedy = np.array([[code(a) for a in s.greedy] for s in samples], dtype=np.int64)
         gcost = np.stack([np.asarray(s.greedy_cost, dtype=np.float64) for s in samples])
+        if all(getattr(s, "greedy_tokens", None) is not None for s in samples):
+            gtok = np.stack([np.asarray(s.greedy_tokens, dtype=np.int64) for s in samples])
     if gold is not None and len(gold) != q:
         raise ValueError(f"{len(gold)} labels for {q} queries")
     return CascadeTraces([s.name for s in samples], k, ans, share, np.stack([s.cost for s in samples]).astype(float),
                          np.stack([s.tokens for s in samples]), samples[0].unit, g, greedy, gcost,
                          None if queries is None else list(queries), list(book), samples[0].temperature,
-                         [s.answers for s in samples], second)
+                         [s.answers for s in samples], second, gtok, prompt_tokens)
 
 
 def cached_task_samples(name: str, split: str = "test", n: int = 400, k: int = S.DEFAULT_K,
@@ -160,8 +165,10 @@ def cached_task_samples(name: str, split: str = "test", n: int = 400, k: int = S
     from ..taskworld import generation
     from ..taskworld.models import checkpoint_folder
 
+    from ..taskworld.models import default_task
+
     k, temperature = S.check_k(k), S.check_temperature(temperature)
-    cfg = cfg if cfg is not None else T.TaskConfig()
+    cfg = cfg if cfg is not None else default_task(name)
     folder = checkpoint_folder(name)
     sha = json.loads((folder / "train.json").read_text()).get("sha256")
     config = {"model": name, "sha256": sha, "split": split, "n": n, "k": k, "temperature": temperature,
@@ -171,20 +178,29 @@ def cached_task_samples(name: str, split: str = "test", n: int = 400, k: int = S
         return S.sample_task_model(name, T.problems(split, n, seed, cfg), k, temperature, seed)
 
     code = (S.sample_task_model, S.sample_texts, S.answer_line, S.seed_of, generation.generation_flops,
-            generation.generate, T.problems, T.iter_problems, T.sample_problem)
+            generation.generate, generation.solve, T.problems, T.iter_problems, T.sample_problem)
     return cached("c3po_samples", config, compute, code=code, verbose=verbose)
 
 
-def task_traces(models: Sequence[str] = ("tiny", "mid", "large"), split: str = "test", n: int = 400,
+def task_traces(models: Sequence[str] = LADDER, split: str = "test", n: int = 400,
                 k: int = S.DEFAULT_K, temperature: float = S.DEFAULT_TEMPERATURE, seed: int = 0,
-                cfg: T.TaskConfig | None = None, verbose: bool = True) -> CascadeTraces:
-    """Cascade traces of task-world models (give them cheapest first) on n problems, with labels; cached."""
+                cfg: "T.TaskConfig | T.TaskMix | None" = None, verbose: bool = True) -> CascadeTraces:
+    """Cascade traces of task-world models (give them cheapest first) on n problems, with labels; cached.
+
+    cfg defaults to the first model's own task (the v2 mix for the v2 ladder).
+    """
+    from ..taskworld.models import default_task, encode, prompt_of
+
+    if isinstance(models, str):
+        raise TypeError(f"models must be a sequence of model names, cheapest first (e.g. {list(LADDER)}), "
+                        f"not the string {models!r}")
     if len(models) < 1:
         raise ValueError("a cascade needs at least one model")
-    cfg = cfg if cfg is not None else T.TaskConfig()
+    cfg = cfg if cfg is not None else default_task(models[0])
     probs = T.problems(split, n, seed, cfg)
     samples = [cached_task_samples(m, split, n, k, temperature, seed, cfg, verbose) for m in models]
-    return from_samples(samples, gold=[p.answer for p in probs], queries=[p.text for p in probs])
+    ptok = np.array([len(encode(prompt_of(p))) for p in probs], dtype=np.int64)
+    return from_samples(samples, gold=[p.answer for p in probs], queries=[p.text for p in probs], prompt_tokens=ptok)
 
 
 def llm_traces(lms: Sequence, prompts: Sequence, k: int = S.DEFAULT_K,

@@ -77,6 +77,11 @@ def generate(model, prompts: Sequence[str], max_new_tokens: int = 64, stop_at_ne
     return [results[i] for i in range(len(prompts))]
 
 
-def solve(model, problems: Sequence[T.Problem], batch_size: int = 256, max_new_tokens: int = 80) -> list[Generation]:
-    """Greedy solutions of the problems (text after the prompt up to <eos>)."""
+def solve(model, problems: Sequence[T.Problem], batch_size: int = 256, max_new_tokens: int | None = None) -> list[Generation]:
+    """Greedy solutions of the problems (text after the prompt up to <eos>).
+
+    max_new_tokens defaults to 80, or to the longest gold solution + 16 when that is more (long v2 problems).
+    """
+    if max_new_tokens is None:
+        max_new_tokens = max([80] + [len(p.solution) + 16 for p in problems])
     return generate(model, [prompt_of(p) for p in problems], max_new_tokens=max_new_tokens, batch_size=batch_size)

@@ -27,7 +27,7 @@ def step_accuracy(model, problems: Sequence[T.Problem], batch_size: int = 512) -
             ctx.append(prompt_of(p) + "".join(line + "\n" for line in lines[:i]))
             gold.append(lines[i])
             kinds.append(p.kinds[i])
-    gens = generate(model, ctx, max_new_tokens=16, stop_at_newline=True, batch_size=batch_size)
+    gens = generate(model, ctx, max_new_tokens=16, stop_at_newline=True, batch_size=batch_size)  # a step line <= 13 chars
     ok = np.array([g.text.strip() == s for g, s in zip(gens, gold)])
     kinds = np.array(kinds)
     return {k: float(ok[kinds == k].mean()) for k in T.OPS if (kinds == k).any()}
@@ -102,3 +102,67 @@ def specialist_matrix(names: Sequence[str], problems: Sequence[T.Problem]):
 
     rows = {n: step_accuracy(load_model(n), problems) for n in names}
     return pd.DataFrame(rows).T.rename(columns=T.KIND_NAMES)
+
+
+def bootstrap_interval(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `values` (e.g. per-problem 0/1 correctness)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("a bootstrap interval needs at least one value")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def accuracy_by_level(traces: Sequence[ProblemTrace], mix: "T.TaskMix") -> dict[str, float]:
+    """Final-answer accuracy per difficulty level of the mix (levels in the mix's order, absent ones left out)."""
+    by: dict[str, list[bool]] = {}
+    for t in traces:
+        by.setdefault(mix.level_of(t.n_steps), []).append(t.correct)
+    return {name: float(np.mean(by[name])) for name in mix.names if name in by}
+
+
+def step_validity_by_kind(traces: Sequence[ProblemTrace]) -> dict[str, float]:
+    """Per kind of step (add, sub, mul): the share of the model's own written steps of that kind that are valid.
+
+    A step's kind is the problem's operation at that position, so a garbled line still counts against it.
+    """
+    ok: dict[str, list[bool]] = {}
+    for t in traces:
+        kinds = T.parse_problem(t.problem).kinds
+        for s in t.steps:
+            if s.kind == "#" or s.index >= len(kinds):
+                continue
+            ok.setdefault(kinds[s.index], []).append(s.valid)
+    return {T.KIND_NAMES[k]: float(np.mean(ok[k])) for k in T.OPS if k in ok}
+
+
+def ladder_report(names: Sequence[str], n: int = 400, seed: int = 0, n_specialist: int = 200,
+                  verbose: bool = False) -> dict[str, dict]:
+    """Per model: params, FLOPs per token, accuracy (with a bootstrap interval), by level, step validity by kind.
+
+    Every model is run (cached traces) on the same `n` held-out test problems of its own task (the v2 mix for
+    v2 models); `step_accuracy_by_kind` (gold context, `n_specialist` problems) is the specialist matrix's row.
+    """
+    from .models import default_task, model_info
+    from .traces import trace
+
+    out = {}
+    for name in names:
+        cfg = default_task(name)
+        tr = trace(name, "test", n=n, seed=seed, cfg=cfg, verbose=verbose)
+        model = load_model(name)
+        ok = [t.correct for t in tr]
+        analytic, _ = flops_per_token(model, past=32)
+        row = {"params": int(model_info(name)["params"]), "flops_per_token": int(analytic),
+               "accuracy": float(np.mean(ok)), "accuracy_interval": bootstrap_interval(ok),
+               "mflops_per_problem": float(np.mean([t.flops for t in tr]) / 1e6),
+               "step_validity_by_kind": step_validity_by_kind(tr)}
+        if isinstance(cfg, T.TaskMix):
+            row["accuracy_by_level"] = accuracy_by_level(tr, cfg)
+            row["accuracy_easiest"] = row["accuracy_by_level"][cfg.names[0]]
+        held = T.problems("test", n_specialist, seed=seed, cfg=cfg)
+        row["step_accuracy_by_kind"] = {T.KIND_NAMES[k]: v for k, v in step_accuracy(model, held).items()}
+        out[name] = row
+    return out

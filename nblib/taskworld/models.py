@@ -27,8 +27,13 @@ NEWLINE = VOCAB.index("\n")
 _STOI = {c: i for i, c in enumerate(VOCAB)}
 
 MODELS_DIR = T.DATA_DIR
-LADDER = ("tiny", "mid", "large")  # smallest to largest
-SPECIALISTS = {"+": "spec-add", "-": "spec-sub", "*": "spec-mul"}  # kind of step -> model name
+# Task world v2 (the default): a ladder shaped like a model family, trained on `problems.V2_MIX`
+LADDER = ("v2-tiny", "v2-mid", "v2-large")  # cheapest to most expensive
+SPECIALISTS = {"+": "v2-spec-add", "-": "v2-spec-sub", "*": "v2-spec-mul"}  # kind of step -> model name
+# The first ladder (2-digit totals, 1-6 steps), kept under its own names until STEER, HierRouter and
+# D2DMoE have moved to v2
+LADDER_V1 = ("tiny", "mid", "large")
+SPECIALISTS_V1 = {"+": "spec-add", "-": "spec-sub", "*": "spec-mul"}
 
 
 class UnknownModel(KeyError):
@@ -105,6 +110,12 @@ def model_info(name: str, root: Path | str = MODELS_DIR) -> dict:
     """The training record (train.json) of a committed task model."""
     folder = checkpoint_folder(name, root)
     return json.loads((folder / "train.json").read_text())
+
+
+def default_task(name: str, root: Path | str = MODELS_DIR) -> "T.TaskConfig | T.TaskMix":
+    """The problems a committed model is evaluated on: the v2 mix for v2 models, else the default TaskConfig."""
+    info = model_info(name, root)
+    return T.V2_MIX if "levels" in info["spec"].get("task", {}) else T.TaskConfig()
 
 
 def checkpoint_folder(name: str, root: Path | str = MODELS_DIR) -> Path:

@@ -70,6 +70,86 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class TaskMix:
+    """A mixture of named difficulty levels (each a TaskConfig) drawn with the given weights.
+
+    Every level has its own range of step counts, disjoint from the others', so a
+    problem's level follows from its number of steps (`level_of`).
+    """
+
+    levels: tuple[tuple[str, TaskConfig, float], ...]
+
+    def __post_init__(self):
+        if not self.levels:
+            raise ValueError("a TaskMix needs at least one level")
+        names = [n for n, _, _ in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"level names must be distinct, got {names}")
+        if any(not (w >= 0) for _, _, w in self.levels) or not any(w > 0 for _, _, w in self.levels):
+            raise ValueError(f"level weights must be >= 0 with some positive, got {[w for _, _, w in self.levels]}")
+        spans = sorted((c.min_steps, c.max_steps, n) for n, c, _ in self.levels)
+        for (_, hi, a), (lo, _, b) in zip(spans, spans[1:]):
+            if lo <= hi:
+                raise ValueError(f"levels {a!r} and {b!r} share step counts; each level needs its own range")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The level names, in the order given (easiest first by convention)."""
+        return tuple(n for n, _, _ in self.levels)
+
+    def level(self, name: str) -> TaskConfig:
+        """The TaskConfig of one named level; UnknownLevel (listing the levels) when there is none."""
+        for n, c, _ in self.levels:
+            if n == name:
+                return c
+        raise UnknownLevel(f"no difficulty level named {name!r}; levels are {list(self.names)}")
+
+    def level_of(self, problem: "Problem | int") -> str:
+        """The name of the level whose step range holds this problem's (or this) number of steps."""
+        k = problem if isinstance(problem, int) else problem.n_steps
+        for n, c, _ in self.levels:
+            if c.min_steps <= k <= c.max_steps:
+                return n
+        raise UnknownLevel(f"a {k}-step problem fits no level of this mix {list(self.names)}")
+
+    @property
+    def min_steps(self) -> int:
+        """The fewest steps of any level."""
+        return min(c.min_steps for _, c, _ in self.levels)
+
+    @property
+    def max_steps(self) -> int:
+        """The most steps of any level."""
+        return max(c.max_steps for _, c, _ in self.levels)
+
+    @property
+    def max_value(self) -> int:
+        """The largest running total any level allows."""
+        return max(c.max_value for _, c, _ in self.levels)
+
+
+class UnknownLevel(KeyError):
+    """A difficulty level that the mix does not have; the message lists the ones it has."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+# Task world v2: three named difficulty levels, disjoint in their step counts. `easy` is two-digit
+# addition and subtraction in 2-3 steps; `medium` adds multiplication in 4-5 steps (two-digit totals);
+# `hard` is 6-8 steps with three-digit totals and more multiplication.
+LEVELS_V2 = (
+    ("easy", TaskConfig(min_steps=2, max_steps=3, max_value=99, max_addend=99, max_factor=9,
+                        op_weights=(("+", 1.0), ("-", 1.0))), 0.40),
+    ("medium", TaskConfig(min_steps=4, max_steps=5, max_value=99, max_addend=99, max_factor=9,
+                          op_weights=(("+", 1.0), ("-", 1.0), ("*", 2.0))), 0.35),
+    ("hard", TaskConfig(min_steps=6, max_steps=8, max_value=999, max_addend=99, max_factor=9,
+                        op_weights=(("+", 1.0), ("-", 1.0), ("*", 4.0))), 0.25),
+)
+V2_MIX = TaskMix(LEVELS_V2)  # the default mix of task world v2 (notebooks 00b and 06)
+
+
+@dataclass(frozen=True)
 class Problem:
     """A start value and the operations applied to it in turn; the gold solution follows from them."""
 
@@ -256,8 +336,16 @@ def _feasible(v: int, op: str, cfg: TaskConfig) -> bool:
     return 1 <= v and 2 * v <= cfg.max_value
 
 
-def sample_problem(rng: random.Random, cfg: TaskConfig = TaskConfig(), n_steps: int | None = None) -> Problem:
-    """Draw one problem whose running totals stay in 0..cfg.max_value (operands 0 or 1 are rare)."""
+def sample_problem(rng: random.Random, cfg: TaskConfig | TaskMix = TaskConfig(), n_steps: int | None = None) -> Problem:
+    """Draw one problem whose running totals stay in 0..cfg.max_value (operands 0 or 1 are rare).
+
+    With a TaskMix, a level is drawn by weight first (or, given n_steps, the level that holds it).
+    """
+    if isinstance(cfg, TaskMix):
+        if n_steps is not None:
+            cfg = cfg.level(cfg.level_of(n_steps))
+        else:
+            cfg = rng.choices([c for _, c, _ in cfg.levels], weights=[w for _, _, w in cfg.levels])[0]
     n = n_steps if n_steps is not None else rng.randint(cfg.min_steps, cfg.max_steps)
     start = v = rng.randint(0, cfg.max_value)
     weights = dict(cfg.op_weights)
@@ -284,7 +372,7 @@ def _seed_int(*parts) -> int:
     return int(hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12], 16)
 
 
-def problems(split: str, n: int, seed: int = 0, cfg: TaskConfig = TaskConfig(),
+def problems(split: str, n: int, seed: int = 0, cfg: TaskConfig | TaskMix = TaskConfig(),
              n_steps: int | None = None) -> list[Problem]:
     """`n` distinct problems of one split, deterministic in (split, seed, cfg, n_steps)."""
     return list(iter_problems(split, seed, cfg, n_steps, limit=n))
@@ -300,7 +388,7 @@ class ProblemsExhausted(RuntimeError):
     """A config cannot yield as many distinct problems of a split as were asked for."""
 
 
-def iter_problems(split: str, seed: int = 0, cfg: TaskConfig = TaskConfig(), n_steps: int | None = None,
+def iter_problems(split: str, seed: int = 0, cfg: TaskConfig | TaskMix = TaskConfig(), n_steps: int | None = None,
                   limit: int | None = None, distinct: bool = True) -> Iterator[Problem]:
     """Stream problems of one split (train streams are endless; repeats are skipped when distinct).
 

@@ -91,11 +91,16 @@ def trace_problems(model, problems: Sequence[T.Problem], batch_size: int = 256) 
     return out
 
 
-def trace(name: str, split: str = "test", n: int = 500, seed: int = 0, cfg: T.TaskConfig = T.TaskConfig(),
+def trace(name: str, split: str = "test", n: int = 500, seed: int = 0, cfg: "T.TaskConfig | T.TaskMix | None" = None,
           verbose: bool = True) -> list[ProblemTrace]:
-    """Run a committed task model over a split once; cached per (model, checkpoint, split, n, seed, cfg)."""
-    from ..cache import cached
+    """Run a committed task model over a split once; cached per (model, checkpoint, split, n, seed, cfg).
 
+    cfg defaults to the model's own task (`models.default_task`: the v2 mix for v2 models).
+    """
+    from ..cache import cached
+    from .models import default_task
+
+    cfg = default_task(name) if cfg is None else cfg
     folder = checkpoint_folder(name)
     stamp = (folder / "model.safetensors").stat().st_size, json.loads((folder / "train.json").read_text()).get("sha256")
     config = {"model": name, "checkpoint": list(stamp), "split": split, "n": n, "seed": seed, "cfg": cfg}

@@ -26,6 +26,11 @@ class TrainSpec:
     task: T.TaskConfig = field(default_factory=T.TaskConfig)
     focus: str | None = None  # specialists: the kind of step the loss is (mostly) on
     focus_keep: float = 0.1  # share of other-kind step lines that still carry loss
+    # ladder models of a given strength: commit the last logged snapshot whose validation accuracy is at most
+    # this (None: the final weights). A large model that is strong but not perfect is one stopped in time.
+    select_max_val_acc: float | None = None
+    init_from: str | None = None  # start from this committed checkpoint's weights (same shape) instead of scratch
+    bucket: int = 1  # draw batch x bucket problems, sort by length, train on them as `bucket` batches (less padding)
 
 
 def collate(problems: Sequence[T.Problem], focus: str | None = None, focus_keep: float = 1.0,
@@ -77,13 +82,29 @@ def train(spec: TrainSpec, log_every: int = 100, eval_fn=None, verbose: bool = T
     from ..zoo import n_params
 
     model = build_model(spec.arch, spec.seed)
+    if spec.init_from is not None:
+        from .models import load_model
+
+        base = load_model(spec.init_from)
+        if base.config.hidden_size != spec.arch.d_model or base.config.num_hidden_layers != spec.arch.n_layers:
+            raise ValueError(f"init_from={spec.init_from!r} has another shape than {spec.arch}")
+        model.load_state_dict(base.state_dict())
     groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": spec.weight_decay},
               {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
     stream = T.iter_problems("train", spec.seed, spec.task, distinct=False)
     mask_rng = random.Random(spec.seed)
 
+    queue: list = []
+    if spec.bucket < 1:
+        raise ValueError(f"bucket must be >= 1, got {spec.bucket}")
+
     def loss_fn(step):
-        ids, labels = collate([next(stream) for _ in range(spec.batch)], spec.focus, spec.focus_keep, mask_rng)
+        if not queue:  # batch x bucket problems sorted by length -> `bucket` batches of similar lengths
+            pool = sorted((next(stream) for _ in range(spec.batch * spec.bucket)), key=lambda p: len(p.solution))
+            chunks = [pool[i:i + spec.batch] for i in range(0, len(pool), spec.batch)]
+            mask_rng.shuffle(chunks) if spec.bucket > 1 else None
+            queue.extend(chunks)
+        ids, labels = collate(queue.pop(0), spec.focus, spec.focus_keep, mask_rng)
         return model(input_ids=ids, labels=labels).loss
 
     t0 = time.perf_counter()
@@ -96,6 +117,20 @@ def train(spec: TrainSpec, log_every: int = 100, eval_fn=None, verbose: bool = T
     record = {"spec": to_plain(spec), "params": n_params(model), "train_wall_s": round(time.perf_counter() - t0, 1),
               "torch_threads": torch.get_num_threads(), "log": hist.log}
     return model, record
+
+
+def select_snapshot(model, record: dict, snaps: dict, max_val_acc: float) -> dict:
+    """Load into `model` the last logged snapshot with val_acc <= max_val_acc; record which one (in place)."""
+    log = record["log"]
+    if len(snaps) != len(log):
+        raise ValueError(f"{len(snaps)} snapshots for {len(log)} log rows: every log row needs its snapshot")
+    ok = [i for i in range(len(log)) if snaps[i]["val_acc"] <= max_val_acc]
+    i = ok[-1] if ok else 0
+    model.load_state_dict(snaps[i]["state"])
+    model.eval()
+    record["selected"] = {"step": log[i]["step"], "val_acc": snaps[i]["val_acc"], "of_steps": log[-1]["step"],
+                          "rule": f"the last logged snapshot with validation accuracy <= {max_val_acc}"}
+    return record
 
 
 def to_plain(obj):
