@@ -29,7 +29,7 @@ from nblib import taskworld  # noqa: E402
 TRAIN_TASK = taskworld.TaskConfig(min_steps=1, max_steps=6)  # 1-step items too (BIG-bench arithmetic is 1-step)
 V2_TASK = taskworld.problems.V2_MIX  # task world v2: easy / medium / hard levels, totals up to 999, 2-8 steps
 Arch, Spec = taskworld.models.Arch, taskworld.training.TrainSpec
-V2_TINY = Arch(d_model=48, n_layers=2, n_heads=2, d_ff=128, max_len=192)  # also the specialists' shape
+V2_TINY = Arch(d_model=48, n_layers=3, n_heads=2, d_ff=96, max_len=192)  # also the specialists' shape
 
 
 SPECS = {
@@ -48,7 +48,7 @@ SPECS = {
                             task=TRAIN_TASK, focus="-", focus_keep=0.1),
     # task world v2 (issue 21): a ladder with ~4-5x FLOPs per rung and >= 25x end to end, trained on the
     # v2 mix; specialists at tiny's shape, loss mostly on one kind of step
-    "v2-tiny": Spec("v2-tiny", V2_TINY, steps=3000, lr=3e-3, task=V2_TASK, bucket=4, select_max_val_acc=0.58),
+    "v2-tiny": Spec("v2-tiny", V2_TINY, steps=4000, lr=3e-3, task=V2_TASK, bucket=4, select_max_val_acc=0.58),
     "v2-mid": Spec("v2-mid", Arch(d_model=128, n_layers=3, n_heads=4, d_ff=256, max_len=192), steps=1400, lr=2e-3,
                    task=V2_TASK, bucket=4, select_max_val_acc=0.84),
     # the large rung continues the first ladder's large (same shape) on the v2 mix: three-digit totals and

@@ -170,3 +170,81 @@ class C3POPanel(SliderPanel):
                 f"{100 * st['infeasible']:.0f} % of splits · answered by "
                 + ", ".join(f"{m} {100 * e:.0f} %" for m, e in zip(self.tr.models, st["exit_share"], strict=True))
                 + f" · split 1: tau = ({taus})")
+
+
+class PriceRatioPanel(SliderPanel):
+    """A price-ratio slider over precomputed `lens.versus_greedy` rows: where C3PO stops (or starts) paying.
+
+    `rows_by_ratio` maps a price ratio (dearest / cheapest model) to C3PO's points at that ratio; the
+    left axes show them against one greedy answer of the MPM (at cost 1x, accuracy difference 0) with
+    the region that beats it shaded; the right axes show, for every ratio, the cheapest point within
+    `lens.TOL` of greedy's accuracy, and mark this ladder's own ratio.
+    """
+
+    prefix = "nb06"
+    figsize = (12, 4.0)
+
+    def __init__(self, rows_by_ratio: dict, ladder_ratio: float, mpm: str = "large", start: float | None = None):
+        import ipywidgets as W
+
+        from . import lens
+
+        if not rows_by_ratio:
+            raise ValueError("rows_by_ratio is empty: compute lens.versus_greedy at one price ratio at least")
+        self.rows = {float(r): v for r, v in sorted(rows_by_ratio.items())}
+        self.ratios = list(self.rows)
+        self.own, self.mpm, self.lens = float(ladder_ratio), mpm, lens
+        self.best = {r: lens.best_point(v) for r, v in self.rows.items()}
+        first = start if start is not None else min(self.ratios, key=lambda r: abs(np.log(r / self.own)))
+        opts = [(f"{r:,.0f}x" if r >= 10 else f"{r:g}x", r) for r in self.ratios]
+        super().__init__({"ratio": W.SelectionSlider(options=opts, value=min(self.ratios, key=lambda r: abs(r - first)),
+                                                     description="price ratio")})
+
+    def compute(self, ratio) -> dict:
+        """C3PO's points and its best point at this price ratio (from the precomputed rows)."""
+        if ratio not in self.rows:
+            raise ValueError(f"ratio {ratio!r} was not precomputed; ratios: {self.ratios}")
+        rows = self.rows[ratio]
+        return {"ratio": ratio, "x": np.array([r["cost_ratio"] for r in rows]),
+                "y": 100 * np.array([r["accuracy_diff"] for r in rows]), "best": self.best[ratio]}
+
+    def build(self, fig):
+        """Left: C3PO vs greedy MPM at one ratio; right: the best point's cost ratio across ratios."""
+        self.ax, self.ax2 = fig.subplots(1, 2)
+        ax = self.ax
+        ax.fill_between([1e-3, self.lens.MAX_COST_RATIO], -100 * self.lens.TOL, 100, color=style.COLORS[2], alpha=0.12,
+                        label="beats greedy (within 1 pt, <= 0.7x cost)")
+        ax.plot([1], [0], "k*", ms=14, label=f"{self.mpm}, one greedy answer")
+        (self.pts,) = ax.plot([], [], "o-", color=style.COLORS[0], label="C3PO (one point per budget)")
+        (self.star,) = ax.plot([], [], "o", ms=13, mfc="none", mec=style.COLORS[3], mew=2, label="best point")
+        allx = np.concatenate([[r["cost_ratio"] for r in v] for v in self.rows.values()] + [[1.0]])
+        ally = 100 * np.concatenate([[r["accuracy_diff"] for r in v] for v in self.rows.values()] + [[0.0]])
+        ax.set(xscale="log", xlim=(max(allx.min() / 1.5, 1e-3), allx.max() * 1.5),
+               ylim=(min(ally.min() - 2, -5), max(ally.max() + 2, 3)),
+               xlabel=f"mean cost / greedy {self.mpm}'s (log)", ylabel=f"accuracy - greedy {self.mpm}'s (points)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        b = [self.best[r] for r in self.ratios]
+        ok = [p is not None and p["accuracy_diff"] >= -self.lens.TOL for p in b]
+        self.ax2.plot(self.ratios, [p["cost_ratio"] if p is not None and o else np.nan for p, o in zip(b, ok)], "o-",
+                      color=style.COLORS[0], label="C3PO's cheapest point within 1 pt")
+        self.ax2.axhline(self.lens.MAX_COST_RATIO, color=style.COLORS[2], ls="--", label="0.7x greedy's cost")
+        self.ax2.axvline(self.own, color="0.4", ls=":", label=f"this ladder's ratio ({self.own:.0f}x)")
+        self.vline = self.ax2.axvline(self.ratios[0], color=style.COLORS[3], lw=2)
+        self.ax2.set(xscale="log", yscale="log", xlabel=f"price ratio ({self.mpm} / cheapest, per token)",
+                     ylabel=f"cost / greedy {self.mpm}'s")
+        self.ax2.grid(alpha=0.3)
+        self.ax2.legend(fontsize=7, loc="upper right")
+
+    def draw(self, state: dict) -> str:
+        """Move the points, the best point and the ratio marker; the readout states the verdict."""
+        self.pts.set_data(state["x"], state["y"])
+        b = state["best"]
+        self.star.set_data([b["cost_ratio"]], [100 * b["accuracy_diff"]]) if b else self.star.set_data([], [])
+        self.vline.set_xdata([state["ratio"], state["ratio"]])
+        self.ax.set_title(f"price ratio {state['ratio']:,.0f}x", fontsize=10)
+        if b is None:
+            return "no feasible C3PO point at this ratio"
+        verdict = "beats" if b["beats_greedy"] else "does not beat"
+        return (f"At {state['ratio']:,.0f}x, C3PO's best point {verdict} one greedy answer of {self.mpm}: "
+                f"{100 * b['accuracy_diff']:+.1f} points at {b['cost_ratio']:.2f}x its cost.")
