@@ -279,6 +279,7 @@ class HTTPLLM:
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Generation:
         """One completion: /v1/completions for a string, /v1/chat/completions for messages."""
         stop = _check_args(max_new_tokens, temperature, stop)
+        max_new_tokens, temperature = int(max_new_tokens), float(temperature)
         body: dict[str, Any] = {"model": self.model, "max_tokens": max_new_tokens, "temperature": temperature}
         if stop:
             body["stop"] = stop

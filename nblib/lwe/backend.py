@@ -5,7 +5,8 @@
 came from the response store. A failed call (server unreachable, timeout, HTTP error) becomes a
 recorded `Reply` with outcome "error", not an exception; after `max_errors` failures in a row the run
 stops cleanly (`RunStopped`) with everything done so far kept. `ResponseStore` keeps every completed
-response on disk, keyed by model, prompt and settings: a run that stopped resumes from it, and judges
+response on disk, keyed by the model's fingerprint (its weights' sha256, or server URL + model id; never
+only its label), prompt and settings: a run that stopped resumes from it, and judges
 that send the same prompt (vanilla and Selective LWE's check) reuse one answer.
 """
 from __future__ import annotations
@@ -44,18 +45,35 @@ class Reply:
 
 
 class ResponseStore:
-    """Completed responses as JSON lines in a file (or in memory), keyed by model, prompt and settings."""
+    """Completed responses as JSON lines in a file (or in memory), keyed by model fingerprint, prompt, settings.
+
+    A line cut by a killed run is skipped (the call is redone) and reported: `skipped` lists its line numbers
+    and a warning names the file. Every append starts on a fresh line, so a cut line never swallows the next row.
+    """
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else None
         self.rows: dict[str, dict] = {}
+        self.skipped: list[int] = []      # 1-based line numbers of unreadable lines
         if self.path is not None and self.path.exists():
-            for line in self.path.read_text().splitlines():
+            for i, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
+                if not line.strip():
+                    continue
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
-                    continue    # a line cut by a killed run: skip it, the call is redone
+                    row = None
+                if not isinstance(row, dict) or not isinstance(row.get("key"), str):
+                    self.skipped.append(i)    # a line cut by a killed run: skip it, the call is redone
+                    continue
                 self.rows[row["key"]] = row
+            if self.skipped:
+                import warnings
+
+                warnings.warn(f"{self.path}: skipped {len(self.skipped)} unreadable line(s) (line "
+                              f"{', '.join(map(str, self.skipped[:5]))}{' ...' if len(self.skipped) > 5 else ''}), "
+                              f"probably cut by a killed run; {len(self.rows)} rows kept, those calls will be redone",
+                              RuntimeWarning, stacklevel=2)
 
     @classmethod
     def default(cls, model_name: str) -> "ResponseStore":
@@ -65,7 +83,7 @@ class ResponseStore:
 
     @staticmethod
     def key(model: str, kind: str, prompt, settings: dict) -> str:
-        """The sha256 of (model, kind of call, prompt, settings)."""
+        """The sha256 of (model fingerprint (`llm.fingerprint`), kind of call, prompt, settings)."""
         text = json.dumps([model, kind, prompt, settings], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -79,13 +97,27 @@ class ResponseStore:
         self.rows[key] = row
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            with open(self.path, "a+b") as f:
+                f.seek(0, os.SEEK_END)
+                lead = b""
+                if f.tell() > 0:                      # a torn last line (a killed run): start on a fresh line
+                    f.seek(-1, os.SEEK_END)
+                    lead = b"" if f.read(1) == b"\n" else b"\n"
+                f.write(lead + (json.dumps(row) + "\n").encode())
                 f.flush()
                 os.fsync(f.fileno())
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+def can_score(lm) -> str | None:
+    """None when `lm` can give log-probabilities of chosen tokens (the log-prob judge), else the reason why not."""
+    if callable(getattr(lm, "choice_logprobs", None)) or isinstance(lm, llm.LocalLLM):
+        return None
+    return (f"{getattr(lm, 'name', type(lm).__name__)} gives no next-token log-probabilities for chosen tokens "
+            "(an HTTP server returns them only for the tokens it generates): the log-probability judge "
+            "needs a local model (connect('smollm2') or a Hugging Face name/folder)")
 
 
 def choice_logprobs(lm, messages: list[dict], continuation: str, options=("A", "B")) -> tuple[list[float], int]:
@@ -98,11 +130,9 @@ def choice_logprobs(lm, messages: list[dict], continuation: str, options=("A", "
     own = getattr(lm, "choice_logprobs", None)
     if callable(own):
         return own(messages, continuation, options)
-    if not isinstance(lm, llm.LocalLLM):
-        raise llm.LogprobsUnavailable(
-            f"{getattr(lm, 'name', type(lm).__name__)} gives no next-token log-probabilities for chosen tokens "
-            "(an HTTP server returns them only for the tokens it generates): the log-probability fallback "
-            "needs a local model (connect('smollm2') or a Hugging Face name/folder)")
+    why = can_score(lm)
+    if why is not None:
+        raise llm.LogprobsUnavailable(why)
     import torch
 
     tok = lm.tokenizer
@@ -134,7 +164,8 @@ class Caller:
         self.ledger = ledger if ledger is not None else Ledger()
         self.store = store if store is not None else ResponseStore()
         self.settings = dict(settings or {})
-        self.model = str(getattr(lm, "name", type(lm).__name__))
+        self.model = str(getattr(lm, "name", type(lm).__name__))   # the label shown in records
+        self.fingerprint = llm.fingerprint(lm)                       # what the store keys on: weights or URL+id
         self.case = ""
         self.errors_in_a_row = 0
         self.errors: list[str] = []
@@ -157,7 +188,7 @@ class Caller:
     def generate(self, role: str, messages: list[dict], max_new_tokens: int) -> Reply:
         """One greedy generation for `role`; from the store when this exact call was made before."""
         settings = {**self.settings, "max_new_tokens": max_new_tokens, "temperature": 0.0}
-        key = self.store.key(self.model, "generate", messages, settings)
+        key = self.store.key(self.fingerprint, "generate", messages, settings)
         row = self.store.get(key)
         if row is not None:
             self.errors_in_a_row = 0
@@ -180,7 +211,7 @@ class Caller:
 
     def margin(self, messages: list[dict], continuation: str) -> tuple[float | None, str | None]:
         """log P("A") - log P("B") after prompt + continuation (one scoring pass), or (None, why not)."""
-        key = self.store.key(self.model, "score", [messages, continuation], dict(self.settings))
+        key = self.store.key(self.fingerprint, "score", [messages, continuation], dict(self.settings))
         row = self.store.get(key)
         if row is not None:
             self._record(SCORE_ROLE, Reply(SCORE_ROLE, "", "ok", None, row["prompt_tokens"], 0, row["wall_s"], True))

@@ -14,9 +14,11 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from .. import checks
 from ..cost import Ledger
+from ..llm import LogprobsUnavailable
 from . import prompts
-from .backend import ROLES, Caller, ResponseStore, RunStopped
+from .backend import ROLES, Caller, ResponseStore, RunStopped, can_score
 from .data import Case
 from .parse import flip, parse_feedback, parse_verdict
 
@@ -218,10 +220,25 @@ def _finish(caller: Caller, rec: RunRecord, t0: float) -> RunRecord:
 def run(method: str, lm, cases: list[Case], cfg: JudgeConfig | None = None, store: ResponseStore | None = None,
         max_errors: int = 3, progress=None) -> RunRecord:
     """Judge `cases` in order with one method ("vanilla", "logprob", "ssp", "lwe", "selective")."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if not cases:
+    checks.one_of("method", method, METHODS)
+    if isinstance(lm, str):
+        raise TypeError(f"lm must be a language model, not the string {lm!r}: open it first, "
+                        f"lm = nblib.llm.connect({lm!r}), then lwe.run({method!r}, lm, cases)")
+    if not callable(getattr(lm, "generate", None)):
+        raise TypeError(f"lm must be a language model with .generate (nblib.llm.connect(...)), "
+                        f"got a {type(lm).__name__}")
+    if isinstance(cases, (str, bytes)) or not cases:
         raise ValueError("no cases to judge: pass a non-empty list (e.g. lwe.data.stream(lwe.data.load(), n=8))")
+    if not all(isinstance(c, Case) for c in cases):
+        bad = next(c for c in cases if not isinstance(c, Case))
+        raise TypeError(f"cases must be lwe.Case items (lwe.data.load / lwe.data.stream), got a {type(bad).__name__}")
+    if cfg is not None and not isinstance(cfg, JudgeConfig):
+        raise TypeError(f"cfg must be a lwe.JudgeConfig, got {type(cfg).__name__}")
+    checks.whole("max_errors", max_errors, low=1)
+    if method == "logprob":   # refuse before any call, instead of a 'complete' run with every verdict missing
+        why = can_score(lm)
+        if why is not None:
+            raise LogprobsUnavailable(f"lwe.run('logprob', ...): {why}")
     cfg = cfg or JudgeConfig()
     caller, rec = _start(method, lm, cfg, store, max_errors)
     t0 = time.perf_counter()

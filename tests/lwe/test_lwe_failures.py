@@ -64,7 +64,8 @@ def test_a_cut_line_in_the_store_is_skipped(tmp_path):
     store.put("k1", {"text": "x"})
     with open(path, "a") as f:
         f.write('{"key": "k2", "text": "cut by a ki')
-    again = lwe.ResponseStore(path)
+    with pytest.warns(RuntimeWarning, match="skipped 1 unreadable line"):
+        again = lwe.ResponseStore(path)
     assert len(again) == 1 and again.get("k1")["text"] == "x"
 
 
@@ -100,3 +101,69 @@ def test_fallback_needs_a_local_model(cases):
 def test_max_errors_must_be_positive(scripted):
     with pytest.raises(ValueError, match="max_errors"):
         lwe.Caller(scripted(), max_errors=0)
+
+
+# ----------------------------------------------------------------------------- issue 23
+def test_a_cut_line_is_reported_and_the_next_append_starts_on_a_fresh_line(tmp_path):
+    path = tmp_path / "s.jsonl"
+    store = lwe.ResponseStore(path)
+    store.put("k1", {"text": "x"})
+    with open(path, "a") as f:
+        f.write('{"key": "k2", "text": "cut by a ki')           # a kill mid-write: no newline
+    with pytest.warns(RuntimeWarning, match=r"s\.jsonl: skipped 1 unreadable line\(s\) \(line 2\)"):
+        again = lwe.ResponseStore(path)
+    assert again.skipped == [2]
+    again.put("k3", {"text": "z"})                             # the paid call after the cut line is kept
+    with pytest.warns(RuntimeWarning, match="skipped 1"):
+        third = lwe.ResponseStore(path)
+    assert third.get("k1")["text"] == "x" and third.get("k3")["text"] == "z" and len(third) == 2
+
+
+def _local(model, char_tokenizer, name="local"):
+    import copy
+
+    tok = copy.deepcopy(char_tokenizer)
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    return llm.LocalLLM(model, tok, name=name)
+
+
+def test_two_models_with_one_name_do_not_share_answers(cases, char_tokenizer):
+    """Issue 23: the store keys on the weights, not on the label "local"."""
+    import torch
+
+    torch.manual_seed(1)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    def model(seed):
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                            num_key_value_heads=1, intermediate_size=64, vocab_size=97,
+                                            max_position_embeddings=4096, tie_word_embeddings=True)).eval()
+
+    store = lwe.ResponseStore()
+    cfg = lwe.JudgeConfig(judge_tokens=2)
+    first = lwe.run("vanilla", _local(model(0), char_tokenizer), cases[:2], cfg, store=store)
+    n = len(store)
+    assert n > 0
+    again = lwe.run("vanilla", _local(model(0), char_tokenizer), cases[:2], cfg, store=store)
+    assert len(store) == n                                     # the same weights: every answer from the store
+    other = lwe.run("vanilla", _local(model(1), char_tokenizer), cases[:2], cfg, store=store)
+    assert len(store) == 2 * n                                 # other weights, same name: every call made
+    assert first.model == again.model == other.model == "local"
+
+
+def test_the_logprob_judge_refuses_a_backend_without_logprobs_before_any_call(cases):
+    lm = llm.HTTPLLM(f"http://127.0.0.1:{_free_port()}/v1", model="served", timeout_s=2)
+    with pytest.raises(llm.LogprobsUnavailable, match="needs a local model"):
+        lwe.run("logprob", lm, cases)
+
+
+def test_run_refuses_a_model_name_string_and_bad_arguments(cases, scripted):
+    with pytest.raises(TypeError, match=r"not the string 'smollm2'.*connect\('smollm2'\)"):
+        lwe.run("vanilla", "smollm2", cases)
+    with pytest.raises(ValueError, match=r"method must be one of \['vanilla'"):
+        lwe.run("judge", scripted(), cases)
+    with pytest.raises(ValueError, match="no cases"):
+        lwe.run("vanilla", scripted(), [])
+    with pytest.raises(TypeError, match="lwe.Case"):
+        lwe.run("vanilla", scripted(), ["a case"])
