@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "nblib"
 TECHNIQUES = ("measuring", "taskworld", "koala", "cast", "d2dmoe", "lwe", "steer", "hierrouter", "c3po")
-FOUNDATION = ("cost", "cache", "checks", "llm", "zoo", "panel", "style", "training")
+FOUNDATION = ("cost", "cache", "checks", "llm", "zoo", "panel", "style", "training", "prose")
 BANNED_PREFIXES = ("cast_", "koala_", "task", "sweep", "widgets", "plots", "draft")
 
 
