@@ -135,10 +135,20 @@ class UnknownLevel(KeyError):
         return str(self.args[0])
 
 
-# Task world v2: three named difficulty levels, disjoint in their step counts. `easy` is two-digit
-# addition and subtraction in 2-3 steps; `medium` adds multiplication in 4-5 steps (two-digit totals);
-# `hard` is 6-8 steps with three-digit totals and more multiplication.
+# Task world v2: three named difficulty levels, disjoint in their step counts. `easy` adds and subtracts one
+# digit at a time in 2-3 steps (totals up to 99); `medium` is two-digit operands and multiplication in 4-5
+# steps; `hard` is 6-8 steps with three-digit totals and more multiplication. The default mix is mostly easy
+# and medium queries with a tail of hard ones, the shape of a real query stream.
 LEVELS_V2 = (
+    ("easy", TaskConfig(min_steps=2, max_steps=3, max_value=99, max_addend=9, max_factor=9,
+                        op_weights=(("+", 1.0), ("-", 1.0))), 0.45),
+    ("medium", TaskConfig(min_steps=4, max_steps=5, max_value=99, max_addend=99, max_factor=9,
+                          op_weights=(("+", 1.0), ("-", 1.0), ("*", 2.0))), 0.40),
+    ("hard", TaskConfig(min_steps=6, max_steps=8, max_value=999, max_addend=99, max_factor=9,
+                        op_weights=(("+", 1.0), ("-", 1.0), ("*", 4.0))), 0.15),
+)
+# the first large-rung stage (issue 21's first try) trained on this earlier weighting, with two-digit easy steps
+LEVELS_V2_FIRST = (
     ("easy", TaskConfig(min_steps=2, max_steps=3, max_value=99, max_addend=99, max_factor=9,
                         op_weights=(("+", 1.0), ("-", 1.0))), 0.40),
     ("medium", TaskConfig(min_steps=4, max_steps=5, max_value=99, max_addend=99, max_factor=9,
@@ -146,6 +156,7 @@ LEVELS_V2 = (
     ("hard", TaskConfig(min_steps=6, max_steps=8, max_value=999, max_addend=99, max_factor=9,
                         op_weights=(("+", 1.0), ("-", 1.0), ("*", 4.0))), 0.25),
 )
+V2_FIRST_MIX = TaskMix(LEVELS_V2_FIRST)
 V2_MIX = TaskMix(LEVELS_V2)  # the default mix of task world v2 (notebooks 00b and 06)
 
 
