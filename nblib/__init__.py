@@ -3,8 +3,8 @@
 The foundation every notebook shares sits at the top: `cost` (the ledger),
 `cache` (exists-or-compute, keyed by config and code version), `zoo` (embedded
 and user models), `llm` (one protocol for language models), `panel` (the
-slider-panel base), `style` (the suite's figure and table look) and `training`
-(one training loop). Each notebook has its own package, and imports that one:
+slider-panel base), `style` (the suite's figure and table look), `prose`
+(sentences and verdicts computed from results) and `training` (one training loop). Each notebook has its own package, and imports that one:
 `measuring` (00), `taskworld` (00b; STEER, HierRouter and C3PO build on it),
 `koala` (01), `d2dmoe` (02), `lwe` (03), `steer` (04), `hierrouter` (05), `c3po` (06), `cast` (07). CONTRIBUTING.md says how to add one.
 """
