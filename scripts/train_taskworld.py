@@ -51,12 +51,11 @@ SPECS = {
     "v2-tiny": Spec("v2-tiny", V2_TINY, steps=3000, lr=3e-3, task=V2_TASK, bucket=4, select_max_val_acc=0.58),
     "v2-mid": Spec("v2-mid", Arch(d_model=128, n_layers=3, n_heads=4, d_ff=256, max_len=192), steps=1000, lr=2e-3,
                    task=V2_TASK, bucket=4, select_max_val_acc=0.84),
-    # the large rung continues the first ladder's large (same shape): 500 steps on the first v2 weighting
-    # (V2_FIRST_MIX: harder easy steps, more hard problems), then 500 on the v2 mix; three-digit totals
-    # and 7-8 steps are new to it
+    # the large rung continues the first ladder's large (same shape) for 500 steps on the first v2 weighting
+    # (V2_FIRST_MIX: two-digit easy steps, more hard problems); three-digit totals and 7-8 steps were new to it
     "v2-large": Spec("v2-large", Arch(d_model=192, n_layers=5, n_heads=6, d_ff=512, max_len=192), steps=500,
                      lr=1e-3, warmup=20, task=taskworld.problems.V2_FIRST_MIX, bucket=4, select_max_val_acc=0.955,
-                     init_from="large", stages=((500, 5e-4),), stage_task=V2_TASK),
+                     init_from="large"),
     "v2-spec-sub": Spec("v2-spec-sub", V2_TINY, steps=1500, lr=3e-3, task=V2_TASK, bucket=4, focus="-",
                         focus_keep=0.1),
     "v2-spec-mul": Spec("v2-spec-mul", V2_TINY, steps=1500, lr=3e-3, task=V2_TASK, bucket=4, focus="*",
@@ -72,9 +71,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=taskworld.models.MODELS_DIR)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-n", type=int, default=300, help="held-out problems scored at each log line")
-    ap.add_argument("--resume", type=Path, default=None,
-                    help="a folder holding this model's first-stage result (model.safetensors + train.json): run "
-                         "only the later stages (spec.stages), exactly as one run would")
     args = ap.parse_args(argv)
     names = args.names or list(SPECS)
     unknown = [n for n in names if n not in SPECS]
@@ -83,32 +79,17 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     for name in names:
         spec = SPECS[name]
-        held = taskworld.problems.problems("val", args.eval_n, seed=0, cfg=spec.stage_task or spec.task)
+        held = taskworld.problems.problems("val", args.eval_n, seed=0, cfg=spec.task)
         snaps: dict[int, dict] = {}
-        resume = None
-        if args.resume is not None:
-            import json
 
-            from safetensors.torch import load_file
-
-            first = json.loads((args.resume / "train.json").read_text())
-            if first.get("selected", {}).get("step", spec.steps) != spec.steps or len(first["log"]) < 1:
-                raise SystemExit(f"{args.resume} is not the end of {name}'s first stage ({spec.steps} steps)")
-            state = load_file(str(args.resume / "model.safetensors"))
-            state["lm_head.weight"] = state["model.embed_tokens.weight"]
-            resume = (state, first)
-        offset = len(resume[1]["log"]) if resume else 0
-
-        def eval_fn(model, held=held, snaps=snaps, offset=offset):
+        def eval_fn(model, held=held, snaps=snaps):
             row = {"val_acc": taskworld.accuracy(model, held)}
             if spec.select_max_val_acc is not None:  # keep a copy: the committed checkpoint may be an earlier one
-                snaps[offset + len(snaps)] = {"state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                                              **row}
+                snaps[len(snaps)] = {"state": {k: v.detach().clone() for k, v in model.state_dict().items()}, **row}
             return row
 
         t0 = time.time()
-        model, record = taskworld.training.train(spec, log_every=max(100, spec.steps // 12), eval_fn=eval_fn,
-                                                 resume=resume)
+        model, record = taskworld.training.train(spec, log_every=max(100, spec.steps // 12), eval_fn=eval_fn)
         if spec.select_max_val_acc is not None:
             record = taskworld.training.select_snapshot(model, record, snaps, spec.select_max_val_acc)
         folder = args.out / name

@@ -31,10 +31,6 @@ class TrainSpec:
     select_max_val_acc: float | None = None
     init_from: str | None = None  # start from this committed checkpoint's weights (same shape) instead of scratch
     bucket: int = 1  # draw batch x bucket problems, sort by length, train on them as `bucket` batches (less padding)
-    # further stages after the first: (steps, peak lr) each, a fresh AdamW and cosine schedule (warmup 20 steps)
-    # from the weights the stage before left, on its own problem stream (seed + stage index)
-    stages: tuple[tuple[int, float], ...] = ()
-    stage_task: "T.TaskConfig | T.TaskMix | None" = None  # the later stages' problems (None: `task`)
 
 
 def collate(problems: Sequence[T.Problem], focus: str | None = None, focus_keep: float = 1.0,
@@ -68,8 +64,8 @@ def collate(problems: Sequence[T.Problem], focus: str | None = None, focus_keep:
     return ids, labels
 
 
-def train(spec: TrainSpec, log_every: int = 100, eval_fn=None, verbose: bool = True, resume: tuple | None = None):
-    """Train a task model from scratch (or `init_from`) on its task mix; return (model, record with losses and wall time).
+def train(spec: TrainSpec, log_every: int = 100, eval_fn=None, verbose: bool = True):
+    """Train a task model from scratch (or from `init_from`) on its task mix; return (model, record).
 
     The loop is `nblib.training.fit`: AdamW (betas 0.9/0.98, weight decay on matrices
     only), clip 1.0, transformers' "cosine_warmup_with_min_lr" schedule (warmup
@@ -78,10 +74,7 @@ def train(spec: TrainSpec, log_every: int = 100, eval_fn=None, verbose: bool = T
     behind: progress (step - warmup)/(steps - warmup) instead of transformers'
     (step - warmup + 1)/(steps - warmup); the warmup is identical. Over the
     committed step counts the learning rate differs by at most 1.11 % (mid; tiny
-    1.02 %, large 0.60 %), in the cosine tail.
-
-    `spec.stages` run after the first stage, each with a fresh optimizer and schedule on its own problem
-    stream, so `resume=(state_dict, record)` (the first stage's result) continues exactly as one run would.
+    1.02 %, large 0.60 %), in the cosine tail. The record holds the losses and wall time.
     """
     from tqdm.auto import tqdm
 
@@ -91,51 +84,38 @@ def train(spec: TrainSpec, log_every: int = 100, eval_fn=None, verbose: bool = T
     if spec.bucket < 1:
         raise ValueError(f"bucket must be >= 1, got {spec.bucket}")
     model = build_model(spec.arch, spec.seed)
-    if resume is not None:
-        model.load_state_dict(resume[0])
-    elif spec.init_from is not None:
+    if spec.init_from is not None:
         from .models import load_model
 
         base = load_model(spec.init_from)
         if base.config.hidden_size != spec.arch.d_model or base.config.num_hidden_layers != spec.arch.n_layers:
             raise ValueError(f"init_from={spec.init_from!r} has another shape than {spec.arch}")
         model.load_state_dict(base.state_dict())
-    plan = [(spec.steps, spec.lr, spec.warmup)] + [(n, lr, min(spec.warmup, 20)) for n, lr in spec.stages]
-    log, done, t0 = [], 0, time.perf_counter()
-    wall0 = 0.0
-    if resume is not None:
-        log, done = list(resume[1]["log"]), spec.steps
-        wall0 = resume[1]["train_wall_s"]
-    for stage, (steps, lr, warmup) in enumerate(plan):
-        if stage == 0 and resume is not None:
-            continue
-        groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": spec.weight_decay},
-                  {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
-        task = spec.task if stage == 0 or spec.stage_task is None else spec.stage_task
-        stream = T.iter_problems("train", spec.seed + stage, task, distinct=False)
-        mask_rng = random.Random(spec.seed + stage)
-        queue: list = []
+    groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": spec.weight_decay},
+              {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+    stream = T.iter_problems("train", spec.seed, spec.task, distinct=False)
+    mask_rng = random.Random(spec.seed)
+    queue: list = []
 
-        def loss_fn(step, stream=stream, mask_rng=mask_rng, queue=queue):
-            if not queue:  # batch x bucket problems sorted by length -> `bucket` batches of similar lengths
-                pool = sorted((next(stream) for _ in range(spec.batch * spec.bucket)), key=lambda p: len(p.solution))
-                chunks = [pool[i:i + spec.batch] for i in range(0, len(pool), spec.batch)]
-                mask_rng.shuffle(chunks) if spec.bucket > 1 else None
-                queue.extend(chunks)
-            ids, labels = collate(queue.pop(0), spec.focus, spec.focus_keep, mask_rng)
-            return model(input_ids=ids, labels=labels).loss
+    def loss_fn(step):
+        if not queue:  # batch x bucket problems sorted by length -> `bucket` batches of similar lengths
+            pool = sorted((next(stream) for _ in range(spec.batch * spec.bucket)), key=lambda p: len(p.solution))
+            chunks = [pool[i:i + spec.batch] for i in range(0, len(pool), spec.batch)]
+            if spec.bucket > 1:
+                mask_rng.shuffle(chunks)
+            queue.extend(chunks)
+        ids, labels = collate(queue.pop(0), spec.focus, spec.focus_keep, mask_rng)
+        return model(input_ids=ids, labels=labels).loss
 
-        hist = fit(groups, loss_fn, steps, lr=lr, optimizer_kwargs={"betas": (0.9, 0.98)},
-                   schedule="cosine_warmup_with_min_lr", warmup=warmup, schedule_kwargs={"min_lr_rate": 0.05},
-                   clip=1.0, log_every=log_every, progress=verbose, desc=f"train {spec.name} stage {stage}",
-                   eval_fn=eval_fn, model=model,
-                   on_log=(lambda row: tqdm.write(format_row(row, f"[{spec.name}]"))) if verbose else None)
-        log += [{**row, "step": row["step"] + done, "stage": stage} if stage else row for row in hist.log]
-        done += steps
+    t0 = time.perf_counter()
+    hist = fit(groups, loss_fn, spec.steps, lr=spec.lr, optimizer_kwargs={"betas": (0.9, 0.98)},
+               schedule="cosine_warmup_with_min_lr", warmup=spec.warmup, schedule_kwargs={"min_lr_rate": 0.05},
+               clip=1.0, log_every=log_every, progress=verbose, desc=f"train {spec.name}",
+               eval_fn=eval_fn, model=model,
+               on_log=(lambda row: tqdm.write(format_row(row, f"[{spec.name}]"))) if verbose else None)
     model.eval()
-    record = {"spec": to_plain(spec), "params": n_params(model),
-              "train_wall_s": round(wall0 + time.perf_counter() - t0, 1),
-              "torch_threads": torch.get_num_threads(), "log": log}
+    record = {"spec": to_plain(spec), "params": n_params(model), "train_wall_s": round(time.perf_counter() - t0, 1),
+              "torch_threads": torch.get_num_threads(), "log": hist.log}
     return model, record
 
 
