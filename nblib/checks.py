@@ -28,22 +28,23 @@ def _range_text(low, high, low_open: bool = False, high_open: bool = False) -> s
         return f"{'>' if low_open else '>='} {low}"
     if high is not None:
         return f"{'<' if high_open else '<='} {high}"
-    return "finite"
+    return "(finite: not NaN or inf)"
 
 
 def number(name: str, value: Any, low: float | None = None, high: float | None = None, *,
-           low_open: bool = False, high_open: bool = False, finite: bool = True) -> float:
-    """`value` as a float: a real number (numpy scalars too), not NaN, finite unless `finite=False`, in range."""
-    where = _range_text(low, high, low_open, high_open)
+           low_open: bool = False, high_open: bool = False, finite: bool = True, hint: str = "") -> float:
+    """`value` as a float: a real number (numpy scalars too), not NaN, finite unless `finite=False`, in range.
+
+    The error reads "<name> must be a number <range> (<hint>), got <value>".
+    """
+    where = _range_text(low, high, low_open, high_open) + (f" ({hint})" if hint else "")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise BadArgument(f"{name} must be a number {where}, got {value!r} ({type(value).__name__})")
+        raise BadArgument(f"{name} must be a number {where}, got {_short(value)} ({type(value).__name__})")
     v = float(value)
-    if math.isnan(v) or (finite and math.isinf(v)):
-        raise BadArgument(f"{name} must be a finite number {where}, got {v!r}")
-    if low is not None and (v < low or (low_open and v == low)):
-        raise BadArgument(f"{name} must be {where}, got {v!r}")
-    if high is not None and (v > high or (high_open and v == high)):
-        raise BadArgument(f"{name} must be {where}, got {v!r}")
+    if math.isnan(v) or (finite and math.isinf(v)) \
+            or (low is not None and (v < low or (low_open and v == low))) \
+            or (high is not None and (v > high or (high_open and v == high))):
+        raise BadArgument(f"{name} must be a number {where}, got {v!r}")
     return v
 
 

@@ -95,7 +95,7 @@ class LanguageModel(Protocol):
 
 def _check_args(max_new_tokens: int, temperature: float, stop) -> list[str]:
     checks.whole("max_new_tokens", max_new_tokens, low=1)
-    checks.number("temperature (0 = greedy)", temperature, low=0.0)     # NaN and inf refused, never guessed
+    checks.number("temperature", temperature, low=0, hint="0 = greedy")  # NaN and inf refused, never guessed
     if isinstance(stop, str):
         stop = [stop]
     stop = list(stop or [])
@@ -218,7 +218,7 @@ class HTTPLLM:
             raise ValueError(f"a server URL starts with http:// or https://, got {base_url!r}")
         if not url.endswith("/v1"):
             url += "/v1"
-        timeout_s = checks.number("timeout_s (seconds to wait for the server)", timeout_s, low=0.0, low_open=True)
+        timeout_s = checks.number("timeout_s", timeout_s, low=0, low_open=True, hint="seconds to wait for the server")
         self.base_url, self.timeout_s = url, timeout_s
         self.session = requests.Session()
         local = _is_local(url)

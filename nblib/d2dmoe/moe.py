@@ -13,11 +13,10 @@
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from .. import checks
 from .experts import Experts, ExpertShape
 from .ffn import ACTIVATIONS
 
@@ -25,11 +24,12 @@ MODES = ("all", "dynk", "topk", "oracle")
 IMPLS = ("grouped", "masked")
 
 
+RULE_PARAMS = {"all": (), "dynk": ("tau",), "topk": ("k",), "oracle": ("tau",)}   # what each rule reads
+
+
 def check_tau(tau: float) -> float:
-    """tau as a float in [0, 1]; ValueError otherwise."""
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or not 0 <= tau <= 1:
-        raise ValueError(f"tau must be a number in [0, 1] (0 runs every expert, 1 only the top one), got {tau!r}")
-    return float(tau)
+    """tau as a float in [0, 1] (numpy scalars too); a ValueError (checks.BadArgument) otherwise."""
+    return checks.number("tau", tau, low=0, high=1, hint="0 runs every expert, 1 only the top one")
 
 
 def tau_from_code(tau_code: float) -> float:
@@ -48,8 +48,7 @@ def dynamic_k_mask(pred: torch.Tensor, tau: float) -> torch.Tensor:
 def topk_mask(pred: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean (N, E): the k experts with the highest predictions run for each token."""
     E = pred.shape[-1]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= E:
-        raise ValueError(f"k must be a whole number in [1, {E}] (the layer has {E} experts), got {k!r}")
+    k = checks.whole("k", k, low=1, high=E)   # numpy integers too; the error says the layer's expert count
     mask = torch.zeros_like(pred, dtype=torch.bool)
     return mask.scatter_(-1, pred.topk(k, dim=-1).indices, True)
 
@@ -90,7 +89,9 @@ class MoEFFN(nn.Module, ExpertShape):
         self.act = experts.act
         self.register_buffer("neurons", experts.neurons, persistent=False)
         self.router = router if router is not None else Router(experts.d, experts.n_experts)
-        self.set_rule(mode, tau=tau, k=k, impl=impl)
+        self.tau, self.k = check_tau(tau), checks.whole("k", k, low=1, high=experts.n_experts)
+        self.set_rule(mode, tau=tau if mode in ("dynk", "oracle") else None, k=k if mode == "topk" else None,
+                      impl=impl)
         self.record = False
         self.counts: list[torch.Tensor] = []  # per forward: experts executed per token (N,) when record is on
         self.inputs: list[torch.Tensor] = []  # per forward: the FFN inputs (N, d) when capture is on
@@ -98,20 +99,29 @@ class MoEFFN(nn.Module, ExpertShape):
 
     # ------------------------------------------------------------------ configuration
     def set_rule(self, mode: str, tau: float | None = None, k: int | None = None, impl: str | None = None) -> None:
-        """Choose the routing rule: 'all' (every expert), 'dynk' (tau), 'topk' (k), 'oracle' (true norms, tau)."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        """Choose the routing rule: 'all' (every expert), 'dynk' (tau), 'topk' (k), 'oracle' (true norms, tau).
+
+        The rule's own parameter is required (no earlier value is kept silently) and a parameter the rule does
+        not use is refused (`topk` with `tau=` would otherwise run with the old k).
+        """
+        checks.one_of("mode", mode, MODES)
         if impl is not None:
-            if impl not in IMPLS:
-                raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+            checks.one_of("impl", impl, IMPLS)
+        needs = RULE_PARAMS[mode]
+        for name, v in (("tau", tau), ("k", k)):
+            if v is not None and name not in needs:
+                use = [m for m, p in RULE_PARAMS.items() if name in p]
+                raise checks.BadArgument(f"{name}={v!r} has no effect with mode {mode!r} (it "
+                                         f"{'takes ' + needs[0] if needs else 'takes no parameter'}): drop it, "
+                                         f"or pick a mode that uses {name} ({use})")
+            if v is None and name in needs:
+                example = "tau=0.2" if name == "tau" else "k=2"
+                raise checks.BadArgument(f"mode {mode!r} needs {name}: e.g. set_rule(layers, {mode!r}, {example})")
+        new_tau = check_tau(tau) if tau is not None else self.tau
+        new_k = checks.whole("k", k, low=1, high=self.n_experts) if k is not None else self.k
+        if impl is not None:
             self.impl = impl
-        self.mode = mode
-        if tau is not None:
-            self.tau = check_tau(tau)
-        if k is not None:
-            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.n_experts:
-                raise ValueError(f"k must be a whole number in [1, {self.n_experts}], got {k!r}")
-            self.k = k
+        self.mode, self.tau, self.k = mode, new_tau, new_k
 
     # ------------------------------------------------------------------ maths
     def expert_hidden(self, x: torch.Tensor) -> torch.Tensor:

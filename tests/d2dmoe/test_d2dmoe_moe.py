@@ -120,3 +120,32 @@ def test_converting_twice_is_a_clear_error(make_bert):
     D.convert_model(m, 4)
     with pytest.raises(ValueError, match="already converted"):
         D.convert_model(m, 4)
+
+
+# ----------------------------------------------------------------------------- issue 23
+def test_set_rule_refuses_a_parameter_its_mode_does_not_use_and_needs_its_own(make_bert):
+    layers = D.convert_model(make_bert(layers=1), 4)
+    D.set_rule(layers, "topk", k=2)
+    with pytest.raises(ValueError, match=r"tau=0.5 has no effect with mode 'topk'"):
+        D.set_rule(layers, "topk", tau=0.5)                 # was: silently ran the previous k
+    assert layers[0].k == 2 and layers[0].mode == "topk"    # a refused call changes nothing
+    D.set_rule(layers, "dynk", tau=0.3)
+    with pytest.raises(ValueError, match=r"mode 'dynk' needs tau"):
+        D.set_rule(layers, "dynk")                          # was: silently kept tau=0.3
+    with pytest.raises(ValueError, match=r"k=3 has no effect with mode 'all'"):
+        D.set_rule(layers, "all", k=3)
+    with pytest.raises(ValueError, match=r"mode must be one of \['all', 'dynk', 'topk', 'oracle'\]"):
+        D.set_rule(layers, "top-k", k=2)
+
+
+def test_numpy_scalars_are_accepted_as_k_and_tau(make_bert):
+    import numpy as np
+
+    layers = D.convert_model(make_bert(layers=1), 4)
+    D.set_rule(layers, "topk", k=np.int64(3))
+    assert layers[0].k == 3 and type(layers[0].k) is int
+    D.set_rule(layers, "dynk", tau=np.float32(0.25))
+    assert layers[0].tau == pytest.approx(0.25)
+    assert (D.topk_mask(torch.rand(5, 4), np.int32(2)).sum(-1) == 2).all()
+    with pytest.raises(ValueError, match=r"k must be a whole number in \[1, 4\], got 5"):
+        D.set_rule(layers, "topk", k=np.int64(5))
