@@ -5,6 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import checks
+
 
 def check_threshold(tau) -> float:
     """Return tau as a float, or raise a ValueError when it is not a number in [0, 1]."""
@@ -32,11 +34,18 @@ def threshold_grid(pool_values: Sequence[float], n: int = 25) -> list[float]:
     Each inner threshold sits just above a quantile of the pool, so moving one notch routes about 1/(n-1) more
     of the pool's steps to the large model; 0 and 1 are the endpoints (small-only, large-only).
     """
-    if n < 2:
-        raise ValueError(f"a threshold grid needs n >= 2 (the two endpoints), got {n}")
-    v = np.asarray(pool_values, dtype=float)
+    n = checks.whole("n (thresholds in the grid, the two endpoints included)", n, low=2)
+    try:
+        v = np.asarray(pool_values, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise checks.BadArgument(f"pool_values must be numbers (routing values in [0, 1]), got "
+                                 f"{type(pool_values).__name__}") from None
     if v.size == 0:
-        raise ValueError("the calibration pool is empty")
+        raise checks.BadArgument("pool_values (the calibration pool) is empty: calibrate on at least one step")
+    bad = np.flatnonzero(~np.isfinite(v))
+    if bad.size:
+        raise checks.BadArgument(f"pool_values must be finite: {bad.size} of {v.size} are NaN or inf (first at "
+                                 f"index {int(bad[0])}: {v[bad[0]]!r}); drop or recompute those steps' values")
     q = np.quantile(v, np.linspace(0, 1, n)[1:-1])
     inner = np.clip(np.nextafter(q, np.inf), 1e-12, 1 - 1e-12)
     grid = np.maximum.accumulate(np.concatenate([[0.0], inner, [1.0]]))

@@ -68,3 +68,13 @@ def test_routing_rule_endpoints():
     for bad in (-1e-9, 1.0000001, float("inf"), True):
         with pytest.raises(ValueError, match="threshold"):
             steer.check_threshold(bad)
+
+
+def test_threshold_grid_refuses_nan_and_inf_instead_of_returning_nans():
+    """Issue 23: threshold_grid([0.2, nan, 0.9], 5) returned NaN thresholds."""
+    for bad in ([0.2, float("nan"), 0.9], [0.2, float("inf")]):
+        with pytest.raises(ValueError, match=r"pool_values must be finite: 1 of \d are NaN or inf"):
+            steer.threshold_grid(bad, 5)
+    with pytest.raises(ValueError, match="pool_values .* is empty"):
+        steer.threshold_grid([], 5)
+    assert steer.threshold_grid(np.array([0.2, 0.5, 0.9]), np.int64(3)) == steer.threshold_grid([0.2, 0.5, 0.9], 3)
