@@ -29,7 +29,8 @@ lab: setup  ## open the suite in JupyterLab on 127.0.0.1
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.extension_manager=readonly
 
 present: setup  ## presenter mode: every notebook as a page (code hidden, panels live) through Voila on 127.0.0.1
-	$(BIN)/voila $(PRESENT_DIR) --no-browser --Voila.ip=127.0.0.1 --port=$(PRESENT_PORT) --Voila.port_retries=0 \
+	JUPYTER_PATH="$(CURDIR)/present$${JUPYTER_PATH:+:$$JUPYTER_PATH}" $(BIN)/voila $(PRESENT_DIR) --template=nblib \
+	  --no-browser --Voila.ip=127.0.0.1 --port=$(PRESENT_PORT) --Voila.port_retries=0 \
 	  --strip_sources=True --show_tracebacks=True $(PRESENT_ARGS)
 
 browser-deps:  ## Debian's chromium for the real-browser test (never `playwright install`)

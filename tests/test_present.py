@@ -105,3 +105,44 @@ def test_make_present_serves_an_index_and_each_notebook_without_its_code(present
     assert "application/vnd.jupyter.widget-view+json" in page and '"image/png"' in page   # the panel, live and static
     assert SECRET_SOURCE not in page and "from nblib.panel import" not in page           # code hidden
     assert "Traceback" not in page and "A panel on stage" in page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_present_page_moves_a_slider_in_a_real_browser(present):
+    """Headless Chromium opens the notebook's page under `make present`, presses ArrowRight on the slider: the
+    readout and the figure change, and the page asks nothing of any host but 127.0.0.1."""
+    import re
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base, log = present
+    foreign: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                                           "--disable-background-networking", "--disable-component-update",
+                                           "--disable-sync"])
+        try:
+            ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+            ctx.set_default_timeout(300_000)        # the page runs the notebook before it shows the panel
+
+            def off_machine(route):
+                foreign.append(route.request.url)
+                route.abort("blockedbyclient")
+
+            ctx.route(re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])"), off_machine)
+            page = ctx.new_page()
+            page.goto(base + "/voila/render/panel.ipynb")
+            label, handle = page.locator(".nbzz-readout"), page.locator(".nbzz-a .noUi-handle")
+            sync_api.expect(label).to_have_text("a = 3")
+            src = "() => { const i = document.querySelector('.nbzz-plot img, img.nbzz-plot'); return i && i.src; }"
+            before = page.evaluate(src)
+            assert before and before.startswith(("blob:", "data:image/png"))
+            assert SECRET_SOURCE not in page.content()
+            handle.focus()
+            page.keyboard.press("ArrowRight")
+            sync_api.expect(label).to_have_text("a = 4")
+            page.wait_for_function(f"() => ({src})() !== {before!r}")
+        finally:
+            browser.close()
+    assert not foreign, f"the presenter page tried to leave 127.0.0.1: {foreign}"
