@@ -15,7 +15,7 @@ The notebook imports this one package: `from nblib import hierrouter` -> `hierro
 `hierrouter.RouteEnv`, `hierrouter.train(...)`, `hierrouter.bench.compare(...)`.
 """
 from . import agent, baselines, bench, encoders, env, panel, pool, synthetic, table
-from .agent import FixedPolicy, Router, SequencePolicy, evaluate, train
+from .agent import FixedPolicy, PolicyMismatch, Router, SequencePolicy, evaluate, train
 from .encoders import HiddenStateEncoder, KindFeatures, MiniLMEncoder, make_encoder
 from .env import RouteEnv, episode_cost, reference_cost, sequence_cost
 from .pool import (DEFAULT_POOL, LLMStepModel, ScriptedStepModel, StepOutput, TaskStepModel, UnknownPoolModel,
@@ -23,7 +23,7 @@ from .pool import (DEFAULT_POOL, LLMStepModel, ScriptedStepModel, StepOutput, Ta
 from .panel import RouterPanel
 from .table import StepCache, quality, step_table
 
-__all__ = ["agent", "baselines", "bench", "encoders", "env", "panel", "pool", "synthetic", "table", "RouterPanel", "FixedPolicy", "Router", "SequencePolicy", "evaluate",
+__all__ = ["agent", "baselines", "bench", "encoders", "env", "panel", "pool", "synthetic", "table", "RouterPanel", "FixedPolicy", "PolicyMismatch", "Router", "SequencePolicy", "evaluate",
            "train", "HiddenStateEncoder", "KindFeatures", "MiniLMEncoder", "make_encoder", "RouteEnv",
            "episode_cost", "reference_cost", "sequence_cost", "DEFAULT_POOL", "LLMStepModel", "ScriptedStepModel",
            "StepOutput", "TaskStepModel", "UnknownPoolModel", "make_pool", "StepCache", "quality", "step_table"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..taskworld import problems as T
 from .env import RouteEnv
-from .table import StepCache
+from .table import StepCache, model_fingerprint
 
 PPO_DEFAULTS = {"learning_rate": 3e-4, "n_steps": 256, "batch_size": 64, "n_epochs": 10, "gae_lambda": 0.95,
                 "clip_range": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "gamma": 1.0}
@@ -79,6 +79,10 @@ def binned_curve(curve: Sequence[Sequence[float]], max_points: int = 400) -> lis
     return [[float(ch[-1, 0])] + [round(float(v), 6) for v in ch[:, 1:].mean(0)] for ch in chunks]
 
 
+class PolicyMismatch(ValueError):
+    """A policy used with a pool or encoder it was not trained on; the message says which and what to do."""
+
+
 class Router:
     """A trained HierRouter policy (an SB3 PPO model) and the config that made it."""
 
@@ -90,6 +94,38 @@ class Router:
     def lam(self) -> float:
         """The cost weight it was trained for."""
         return float(self.config["lam"])
+
+    def check_fits(self, cache: StepCache, horizon: int | None = None) -> None:
+        """Refuse (PolicyMismatch) a step table whose pool, encoder or observation width is not this policy's.
+
+        A policy's actions are indices into the pool it was trained on and its inputs are that encoder's view:
+        on another pool or encoder it would run, silently wrong. Names, order and width are always checked;
+        the weights' fingerprints too when the policy recorded them (policies trained from now on do).
+        """
+        want_pool, have_pool = list(self.config.get("pool", [])), list(cache.names)
+        if want_pool != have_pool:
+            raise PolicyMismatch(f"this policy was trained on the pool {want_pool} (in that order: its actions are "
+                                 f"indices into it) but the step table's pool is {have_pool}; evaluate it on a "
+                                 f"step_table(pool={want_pool}), or train a policy for this pool")
+        enc = str(getattr(cache.encoder, "name", ""))
+        if self.config.get("encoder") not in (None, enc):
+            raise PolicyMismatch(f"this policy reads the encoder {self.config['encoder']!r} but the step table uses "
+                                 f"{enc!r}; build the table with encoder={self.config['encoder']!r}")
+        h = horizon if horizon is not None else self.config.get("horizon")
+        if h is not None and "obs_dim" in self.config and cache.dim + int(h) + 1 != int(self.config["obs_dim"]):
+            raise PolicyMismatch(f"this policy takes observations of width {self.config['obs_dim']} but this step "
+                                 f"table and horizon {h} give {cache.dim + int(h) + 1}")
+        fps = self.config.get("pool_weights")
+        if fps is not None:
+            have = [model_fingerprint(m) for m in cache.pool]
+            diff = [n for n, a, b in zip(have_pool, fps, have, strict=True) if a != b]
+            if diff:
+                raise PolicyMismatch(f"the pool models {diff} have other weights than when this policy was trained "
+                                     "(retrained checkpoints?): retrain the policy (python scripts/hierrouter_train.py)")
+        efp = self.config.get("encoder_weights")
+        if efp is not None and efp != model_fingerprint(cache.encoder):
+            raise PolicyMismatch(f"the encoder {enc!r} has other weights than when this policy was trained: "
+                                 "retrain the policy (python scripts/hierrouter_train.py)")
 
     def __call__(self, obs: np.ndarray) -> int:
         """The pool index it picks for this observation (deterministic: the most likely action)."""
@@ -165,6 +201,8 @@ def train(problems: Sequence[T.Problem], cache: StepCache, lam: float, horizon: 
            "cost_unit_flops": unit, "train_problems": len(problems), "train_wall_s": round(wall, 2),
            "model_calls_during_training": cache.misses - misses0, "torch_threads": torch.get_num_threads(),
            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    cfg["pool_weights"] = [model_fingerprint(m) for m in cache.pool]     # checked by Router.check_fits
+    cfg["encoder_weights"] = model_fingerprint(cache.encoder)
     return Router(model, cfg, curve)
 
 
@@ -196,6 +234,8 @@ def evaluate(policy: Callable[[np.ndarray], int], problems: Sequence[T.Problem],
     """One episode per problem: DataFrame of problem, kinds, models, lines, quality, cost (FLOPs), return."""
     import pandas as pd
 
+    if isinstance(policy, Router):
+        policy.check_fits(cache, horizon)
     env = RouteEnv(problems, cache, lam, horizon, cost_unit)
     rows = []
     for i, p in enumerate(problems):

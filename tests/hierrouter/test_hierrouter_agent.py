@@ -86,3 +86,26 @@ def test_fixed_action_policy_reproduces_the_single_model_baseline(scripted_cache
         assert df.quality.mean() == rows[f"{name} only"]["accuracy"]
         assert df.cost_flops.mean() == rows[f"{name} only"]["cost_flops"]
         assert df["return"].mean() == pytest.approx(rows[f"{name} only"]["return"])
+
+
+def test_a_policy_refuses_a_pool_or_encoder_it_was_not_trained_on(dominant):
+    """Issue 23: a policy trained on one pool ran silently on another."""
+    probs, cache = dominant
+    router = H.train(probs, cache, lam=0.05, horizon=2, timesteps=256, seed=0, n_envs=2, ppo_kwargs=SMALL_PPO)
+    H.evaluate(router, probs[:4], cache, 0.05, horizon=2)                       # its own table: fine
+    a, b, c = cache.pool
+    with pytest.raises(H.PolicyMismatch, match=r"trained on the pool \['a', 'b', 'c'\].*\['b', 'a', 'c'\]"):
+        H.evaluate(router, probs[:4], H.StepCache([b, a, c], H.KindFeatures()), 0.05, horizon=2)
+    with pytest.raises(H.PolicyMismatch, match=r"\['a', 'b'\]"):
+        H.evaluate(router, probs[:4], H.StepCache([a, b], H.KindFeatures()), 0.05, horizon=2)
+    other_c = H.ScriptedStepModel("c", right_at({0, 1}), 1.0)                  # same name, other behaviour
+    with pytest.raises(H.PolicyMismatch, match=r"\['c'\] have other weights"):
+        H.evaluate(router, probs[:4], H.StepCache([a, b, other_c], H.KindFeatures()), 0.05, horizon=2)
+
+    class OtherEncoder(H.KindFeatures):
+        name = "hand:other"
+
+    with pytest.raises(H.PolicyMismatch, match="reads the encoder 'hand:kind'"):
+        H.evaluate(router, probs[:4], H.StepCache([a, b, c], OtherEncoder()), 0.05, horizon=2)
+    with pytest.raises(H.PolicyMismatch, match="width"):
+        H.evaluate(router, probs[:4], cache, 0.05, horizon=3)
