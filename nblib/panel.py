@@ -65,6 +65,27 @@ def figure_png(fig: Figure) -> bytes:
     return canvas_png(canvas)
 
 
+def _same(a, b) -> bool:
+    """Equal as slider values (numbers within float rounding; anything else by ==)."""
+    import math
+    import numbers
+
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 (an array option compared elementwise: not a match)
+        return False
+
+
+def _brief(values: list, n: int = 12) -> str:
+    """A list for an error message, shortened in the middle when long."""
+    if len(values) <= n:
+        return repr(values)
+    return f"[{', '.join(map(repr, values[:n // 2]))}, ..., {', '.join(map(repr, values[-2:]))}] ({len(values)} values)"
+
+
 def css_hook(prefix: str, name: str) -> str:
     """The CSS class of a panel part: css_hook("nb07", "top_k") -> "nb07-top-k"."""
     return f"{prefix}-" + re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
@@ -139,6 +160,36 @@ class SliderPanel:
         unknown = set(values) - set(self.sliders)
         if unknown:
             raise TypeError(f"unknown slider(s) {sorted(unknown)}; this panel has {list(self.sliders)}")
+        for name, v in values.items():
+            self.check_value(name, v)
+
+    def check_value(self, name: str, value):
+        """`value` when slider `name` can take it, else a `checks.BadArgument` naming the slider and its range.
+
+        A selection slider takes one of its options; a numeric slider a finite number within [min, max] (a whole
+        number for an integer slider); a checkbox a bool. Nothing is clamped or snapped silently.
+        """
+        from . import checks
+
+        w = self.sliders[name]
+        options = getattr(w, "options", None)
+        if options is not None:
+            valid = [o[1] if isinstance(o, tuple) and len(o) == 2 else o for o in options]
+            if not any(_same(value, o) for o in valid):
+                raise checks.BadArgument(f"slider {name!r} takes one of {_brief(valid)}, got {value!r}")
+            return value
+        if isinstance(getattr(w, "value", None), bool):
+            if not isinstance(value, bool):
+                raise checks.BadArgument(f"slider {name!r} takes True or False, got {value!r}")
+            return value
+        if hasattr(w, "min") and hasattr(w, "max"):
+            lo, hi = w.min, w.max
+            if hasattr(w, "base"):                       # FloatLogSlider: min and max are exponents
+                lo, hi = w.base ** lo, w.base ** hi
+            if isinstance(w.value, int):
+                return checks.whole(f"slider {name!r}", value, low=lo, high=hi)
+            checks.number(f"slider {name!r}", value, low=lo, high=hi)
+        return value
 
     @contextmanager
     def hold(self):

@@ -187,3 +187,46 @@ def test_koala_panel_blits_and_set_recipe_redraws_once(panels):
     n, png = p.redraws, p.image.value
     p.set_recipe(koala.tiny.TINY_RECIPES["KOALA-nomid"])
     assert p.redraws == n + 1 and p.image.value != png and "Mid none" in p.label.value
+
+
+# ----------------------------------------------------------------------------- issue 23: values checked, not clamped
+def test_set_and_state_refuse_values_the_sliders_cannot_take_and_name_the_slider():
+    import numpy as np
+
+    p = Toy()
+    before, n = p.values(), p.redraws
+    with pytest.raises(ValueError, match=r"slider 'b_value' takes one of \[1, 2, 4\], got 3"):
+        p.set(b_value=3)                                  # was ipywidgets' "Invalid selection: value not found"
+    with pytest.raises(ValueError, match=r"slider 'a' must be a whole number in \[0, 10\], got 11"):
+        p.set(a=11)                                       # was clamped to 10 silently
+    with pytest.raises(ValueError, match=r"slider 'a' must be a whole number"):
+        p.state(a=float("nan"))
+    with pytest.raises(ValueError, match=r"slider 'flag' takes True or False"):
+        p.set(flag="yes")
+    with pytest.raises(ValueError, match=r"slider 'b_value'"):
+        p.set(a=3, b_value=5)                             # one bad value: nothing moves, nothing redraws
+    assert p.values() == before and p.redraws == n
+    p.set(a=np.int64(3), b_value=np.int64(4))             # numpy scalars are values like any other
+    assert p.state()["sum"] == 7 and p.redraws == n + 1
+    p.set(a=4)                                            # the panel still works after refused calls
+    assert p.label.value == "sum 8"
+
+
+def test_a_float_slider_refuses_nan_inf_and_out_of_range():
+    import ipywidgets as W
+
+    class F(Toy):
+        def __init__(self):
+            self.blit, self.draws = False, 0
+            SliderPanel.__init__(self, {"a": W.FloatSlider(value=0.5, min=0.0, max=1.0),
+                                        "b_value": W.FloatLogSlider(value=10, base=10, min=0, max=2),
+                                        "flag": W.Checkbox(value=False)})
+
+    p = F()
+    for bad in (float("nan"), float("inf"), 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"slider 'a' must be a number in \[0.0, 1.0\]"):
+            p.set(a=bad)
+    with pytest.raises(ValueError, match=r"slider 'b_value' must be a number in \[1.0, 100.0\]"):
+        p.state(b_value=1000)
+    p.set(a=0.25, b_value=50)
+    assert p.state()["sum"] == pytest.approx(50.25)
