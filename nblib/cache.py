@@ -329,3 +329,58 @@ def fetch_source_archive(requirement: str, folder: str | Path) -> Path:
         if not path.exists():
             raise FileNotFoundError(f"pip download {requirement} did not write {path}")
     return verify_sha256(path, sha)
+
+
+# ----------------------------------------------------------------------------- reading shipped artefacts
+class CorruptArtefact(ValueError):
+    """A weights, JSON or JSON-lines file that cannot be read; the message names it and the command to rebuild it."""
+
+
+def _corrupt(path: Path, what: str, rebuild: str, err: Exception) -> CorruptArtefact:
+    return CorruptArtefact(f"{path} is not a readable {what} (corrupt or truncated: {type(err).__name__}: "
+                           f"{str(err)[:160]}); rebuild it with: {rebuild}")
+
+
+def read_safetensors(path: str | Path, rebuild: str) -> dict:
+    """The tensors of a safetensors file; FileNotFoundError or CorruptArtefact naming the file and `rebuild`."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; rebuild it with: {rebuild}")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # noqa: BLE001 (SafetensorError, OSError, ...: all mean the same to the user)
+        raise _corrupt(path, "safetensors file", rebuild, e) from None
+
+
+def read_json(path: str | Path, rebuild: str) -> Any:
+    """The value of a JSON file; FileNotFoundError or CorruptArtefact naming the file and `rebuild`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; rebuild it with: {rebuild}")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _corrupt(path, "JSON file", rebuild, e) from None
+
+
+def read_jsonl(path: str | Path, rebuild: str) -> list:
+    """The rows of a JSON-lines file (blank lines skipped); a bad line is a CorruptArtefact naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; rebuild it with: {rebuild}")
+    rows = []
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as e:
+        raise _corrupt(path, "JSON-lines file", rebuild, e) from None
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError as e:
+            raise CorruptArtefact(f"{path}, line {i}, is not JSON (corrupt or truncated: {str(e)[:120]}); "
+                                  f"rebuild the file with: {rebuild}") from None
+    return rows

@@ -205,3 +205,47 @@ def test_file_fingerprint_follows_the_bytes(tmp_path):
     first = cache.file_fingerprint(p)
     _rewrite(p, "abd")
     assert cache.file_fingerprint(p) != first
+
+
+# ----------------------------------------------------------------------------- corrupt artefacts (issue 23)
+def test_a_truncated_artefact_names_its_file_and_the_rebuild_command(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    w = tmp_path / "policy.safetensors"
+    save_file({"x": torch.zeros(64)}, str(w))
+    assert cache.read_safetensors(w, "python scripts/x.py")["x"].shape == (64,)
+    w.write_bytes(w.read_bytes()[:20])                                  # a kill mid-copy
+    with pytest.raises(cache.CorruptArtefact, match=r"policy\.safetensors is not a readable safetensors file.*"
+                                                    r"rebuild it with: python scripts/x\.py"):
+        cache.read_safetensors(w, "python scripts/x.py")
+    j = tmp_path / "policy.json"
+    j.write_text('{"obs_dim": 4, "pool": ["a"')
+    with pytest.raises(cache.CorruptArtefact, match=r"policy\.json is not a readable JSON file.*scripts/x\.py"):
+        cache.read_json(j, "python scripts/x.py")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"a": 1}\n\n{"a": 2, "b": "cut\n{"a": 3}\n')
+    with pytest.raises(cache.CorruptArtefact, match=r"rows\.jsonl, line 3, is not JSON.*scripts/x\.py"):
+        cache.read_jsonl(rows, "python scripts/x.py")
+    with pytest.raises(FileNotFoundError, match="scripts/x.py"):
+        cache.read_json(tmp_path / "nope.json", "python scripts/x.py")
+
+
+def test_shipped_loaders_report_corrupt_files_with_their_rebuild_script(tmp_path):
+    import shutil
+
+    from nblib import hierrouter as H
+    from nblib import lwe
+
+    src = H.bench.policy_file(0.4, H.bench.DATA_DIR, "")
+    w = tmp_path / src.name
+    shutil.copy(src, w)
+    shutil.copy(src.with_suffix(".json"), w.with_suffix(".json"))
+    H.Router.load(w)                                                    # the intact copy loads
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(cache.CorruptArtefact, match=r"hierrouter_train\.py"):
+        H.Router.load(w)
+    bad = tmp_path / "hhh_pairs.jsonl"
+    bad.write_text('{"source": "x"}\n{"id": "1", "question": "q", "outp\n')
+    with pytest.raises(cache.CorruptArtefact, match=r"hhh_pairs\.jsonl, line 2.*build_lwe_data\.py"):
+        lwe.data.read_jsonl(bad)

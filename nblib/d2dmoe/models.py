@@ -84,8 +84,7 @@ def tokenizer():
 
 def load_base(name: str, variant: str = "sparse", path: Path | str | None = None):
     """A base model: 'dense' (original activation), 'relu' (ReLU swapped in) or 'sparse' (the committed delta)."""
-    from safetensors.torch import load_file
-
+    from ..cache import read_safetensors
     from .lora import apply_delta
 
     if variant not in VARIANTS:
@@ -96,21 +95,16 @@ def load_base(name: str, variant: str = "sparse", path: Path | str | None = None
     relufy(model)
     if variant == "sparse":
         p = Path(path) if path is not None else delta_path(name)
-        if not p.exists():
-            raise FileNotFoundError(f"{p} is missing; rebuild it with: python scripts/d2dmoe_train.py --model {name}")
-        apply_delta(model, load_file(str(p)))
+        apply_delta(model, read_safetensors(p, f"python scripts/d2dmoe_train.py --model {name}"))
     return model.eval()
 
 
 def load_moe(name: str, n_experts: int, routers: Path | str | None = None, seed: int = 0):
     """The sparsified base model converted into n_experts experts per FFN with its committed routers."""
-    from safetensors.torch import load_file
+    from ..cache import read_safetensors
 
     p = Path(routers) if routers is not None else routers_path(name, n_experts)
-    if not p.exists():
-        raise FileNotFoundError(f"{p} is missing; rebuild it with: python scripts/d2dmoe_train.py --model {name} "
-                                f"--experts {n_experts}")
-    state = load_file(str(p))
+    state = read_safetensors(p, f"python scripts/d2dmoe_train.py --model {name} --experts {n_experts}")
     model = load_base(name, "sparse")
     layers = convert(model, n_experts, seed=seed, partitions=partitions_of(state))
     load_router_state(layers, state)

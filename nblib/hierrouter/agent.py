@@ -155,18 +155,21 @@ class Router:
     @classmethod
     def load(cls, weights: Path | str, config: Path | str | None = None) -> "Router":
         """Rebuild a saved policy: PPO with the same policy_kwargs, then SB3's set_parameters(state_dict)."""
-        from safetensors.torch import load_file
+        from ..cache import CorruptArtefact, read_json, read_safetensors
 
+        rebuild = "python scripts/hierrouter_train.py"
         weights = Path(weights)
         config = Path(config) if config is not None else weights.with_suffix(".json")
         for p in (weights, config):
             if not p.exists():
-                raise FileNotFoundError(f"{p} is missing; rebuild the committed policies with: "
-                                        "python scripts/hierrouter_train.py")
-        cfg = json.loads(config.read_text())
+                raise FileNotFoundError(f"{p} is missing; rebuild the committed policies with: {rebuild}")
+        cfg = read_json(config, rebuild)
+        missing = [k for k in ("obs_dim", "pool", "net_arch") if not isinstance(cfg, dict) or k not in cfg]
+        if missing:
+            raise CorruptArtefact(f"{config} is not a policy config (no {missing}); rebuild it with: {rebuild}")
         curve = cfg.pop("curve", [])
         model = _build_ppo(SpacesEnv(cfg["obs_dim"], len(cfg["pool"])), cfg["net_arch"], cfg.get("seed", 0))
-        sd = load_file(str(weights))
+        sd = read_safetensors(weights, rebuild)
         want = {k: tuple(v.shape) for k, v in model.policy.state_dict().items()}
         got = {k: tuple(v.shape) for k, v in sd.items()}
         if want != got:

@@ -6,7 +6,6 @@ shuffles the cases in a fixed seeded order, as the official code does before pro
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,10 +40,10 @@ class Case:
 
 def read_jsonl(path: str | Path) -> tuple[dict, list[Case]]:
     """A data/lwe file: its provenance header and its cases."""
+    from ..cache import read_jsonl as read_rows
+
+    lines = read_rows(path, "python scripts/build_lwe_data.py")   # a bad line names the file, line and script
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; rebuild it with `python scripts/build_lwe_data.py`")
-    lines = [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
     if not lines or "source" not in lines[0] or "id" in lines[0]:
         raise ValueError(f"{path}: the first line must be the provenance header")
     cases = [Case(id=r["id"], question=r["question"], output1=r["output1"], output2=r["output2"],
