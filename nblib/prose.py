@@ -211,9 +211,9 @@ ALLOW_LIST_HEADER = """\
 # Numbers typed in the notebooks' markdown that tests/test_prose.py accepts (see CONTRIBUTING.md, "Computed prose").
 #
 # One line per occurrence:  <notebook> | <number as typed> | <why it may stay typed / where it stands>
-# The test compares, per notebook, the multiset of numbers: a number typed once more, or a new one, fails; so does a
-# line here whose number is gone from its notebook (delete the line: the list only shrinks). Cell indices and the
-# words after the second '|' are for people; moving prose around does not break the test.
+# The test compares, per notebook, the multiset of numbers: a number typed once more, or a new one, fails; a line
+# here whose number is gone from its notebook draws a warning (delete the line: the list only shrinks). Cell indices
+# and the words after the second '|' are for people; moving prose around does not break the test.
 #
 # A measured number belongs in a code cell's output (nblib.prose), not here. A paper's figure passes without a line
 # when its sentence names the paper ("the paper reports ..."); a parameter passes when it is a literal of the
