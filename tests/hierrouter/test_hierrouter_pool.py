@@ -60,3 +60,25 @@ def test_hidden_state_encoder_reads_the_query_and_the_context_end():
     assert abs(a[192:] - b[192:]).max() > 1e-3            # the context's end does
     with pytest.raises(ValueError, match="unknown encoder"):
         H.make_encoder("bert")
+
+
+def test_the_cached_step_table_follows_the_pool_weights_not_the_names(tmp_path, monkeypatch):
+    """Issue 23: a retrained pool model under the same name gets a new step table."""
+    from nblib import hierrouter as H
+    from nblib.hierrouter import encoders as E
+    from nblib.hierrouter import pool as P
+    from nblib.hierrouter.synthetic import right_step, wrong_step
+
+    monkeypatch.setenv("NBLIB_CACHE", str(tmp_path))
+    fn = {"a": right_step}
+    monkeypatch.setattr(P, "make_pool", lambda names: [H.ScriptedStepModel("a", fn["a"], 1.0)])
+    monkeypatch.setattr(E, "make_encoder", lambda spec: H.KindFeatures())
+    _, first = H.table.step_table("train", 4, 2, pool=["a"], encoder="hand:kind")
+    assert first.misses == 0 and len(first.steps) > 0
+    calls = []
+    monkeypatch.setattr(H.StepCache, "expand", lambda self, *a, **k: calls.append(1) or self)
+    H.table.step_table("train", 4, 2, pool=["a"], encoder="hand:kind")
+    assert calls == []                                              # same pool model: served from the cache
+    fn["a"] = wrong_step                                            # "retrained": same name, other behaviour
+    H.table.step_table("train", 4, 2, pool=["a"], encoder="hand:kind")
+    assert calls == [1]
