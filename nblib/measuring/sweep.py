@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import cost
+from .. import checks, cost
 from ..cache import cached, weights_fingerprint
 
 
@@ -80,6 +80,8 @@ def run_sweep(model, config: SweepConfig, progress: bool = True):
     import pandas as pd
     from .. import progress as bar
 
+    checks.non_empty("config.batch_sizes", config.batch_sizes, "batch size")
+    checks.non_empty("config.seq_lens", config.seq_lens, "prompt length")
     for b in config.batch_sizes:
         cost.check_positive(batch_size=b)
     for s in config.seq_lens:
