@@ -4,7 +4,7 @@
 
 Budgets default to five between the cheapest model's and the full cascade's typical cost
 (`c3po.bench.default_budgets`); the stated budget defaults to the middle one. The strongest baseline on
-this ladder is one greedy answer of the most powerful model: C3PO's points at 16 budgets are compared
+this ladder is one greedy answer of the most powerful model: C3PO's points at 20 budgets are compared
 with it on the same test queries (`c3po.lens.versus_greedy`), and the price lens re-prices the same
 traces at price ratios (dearest / cheapest model) from 1x to 10,000x to find where C3PO starts to pay.
 
@@ -76,19 +76,24 @@ def main() -> None:
     print("\nguarantee: P(test cost > B) vs alpha + slack (3 standard errors over the splits)")
     print(sw[["mode", "budget", "alpha", "violation", "bound", "excess", "infeasible"]].to_string(
         index=False, float_format=lambda x: f"{x:.4f}"))
-    vs = c3po.lens.versus_greedy(tr, a.alpha, n_splits=a.splits)
-    best = c3po.lens.best_point(vs)
-    print(f"\nC3PO vs one greedy answer of {mpm} (same test queries; measured FLOPs):")
-    print(pd.DataFrame(vs)[["budget_x_greedy", "c3po_accuracy", "greedy_accuracy", "accuracy_diff", "cost_ratio",
-                            "beats_greedy"]].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     ratios = [1, 3, 10, 30, 100, 300, 1000, 3000, 10000]
     base = c3po.lens.ladder_sheet(tr)
     own = base.ratio(tr.models[0], mpm)
-    curve = c3po.lens.break_even(tr, sorted(set(ratios) | {round(own, 1)}), base, a.alpha, n_splits=a.splits)
-    paying = c3po.lens.first_paying_ratio(curve)
-    print(f"\nprice lens: {mpm} / {tr.models[0]} price ratio -> C3PO's best point vs greedy {mpm} "
-          f"(this ladder's own FLOPs ratio: {own:.1f}x)")
-    print(pd.DataFrame(curve).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    variants = {"paper": tr, "greedy_mpm": c3po.lens.greedy_last(tr)}   # K samples on every rung / MPM answers once
+    lens = {}
+    for key, t in variants.items():
+        vs = c3po.lens.versus_greedy(t, a.alpha, n_splits=a.splits)
+        curve = c3po.lens.break_even(t, sorted(set(ratios) | {round(own, 1)}), base, a.alpha, n_splits=a.splits)
+        lens[key] = {"rows": vs, "best": c3po.lens.best_point(vs), "curve": curve,
+                     "paying": c3po.lens.first_paying_ratio(curve)}
+        label = "C3PO (paper: K samples on every rung)" if key == "paper" else "C3PO with a greedy MPM (adaptation)"
+        print(f"\n{label} vs one greedy answer of {mpm} (same test queries; measured FLOPs):")
+        print(pd.DataFrame(vs)[["budget_x_greedy", "c3po_accuracy", "greedy_accuracy", "accuracy_diff", "cost_ratio",
+                                "beats_greedy"]].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        print(f"price lens: {mpm} / {tr.models[0]} price ratio -> the best point vs greedy {mpm} "
+              f"(this ladder's own FLOPs ratio: {own:.1f}x)")
+        print(pd.DataFrame(curve).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    best, paying, curve = lens["paper"]["best"], lens["paper"]["paying"], lens["paper"]["curve"]
     at = {r["method"]: r for r in rows if r["budget"] == stated * 1e6}
     c3, fr = at["C3PO (reuse)"], at["FrugalGPT-style (labels, matched mean cost)"]
     large = at[f"{mpm} self-consistency@{a.k}"]
@@ -115,6 +120,12 @@ def main() -> None:
             "accuracy_diff": round(best["accuracy_diff"], 4), "cost_ratio": round(best["cost_ratio"], 3),
             "budget_x_greedy": round(best["budget_x_greedy"], 3), "beats_greedy": best["beats_greedy"]},
         "goal_beats_greedy_large": bool(best is not None and best["beats_greedy"]),
+        "goal_beats_greedy_large_greedy_mpm": bool(lens["greedy_mpm"]["best"] is not None
+                                                   and lens["greedy_mpm"]["best"]["beats_greedy"]),
+        "c3po_greedy_mpm_best_vs_greedy_large": None if lens["greedy_mpm"]["best"] is None else {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in lens["greedy_mpm"]["best"].items()
+            if k in ("accuracy_diff", "cost_ratio", "budget_x_greedy", "beats_greedy")},
+        "break_even_price_ratio_greedy_mpm": lens["greedy_mpm"]["paying"],
         "ladder_price_ratio": round(own, 1),
         "break_even_price_ratio": paying,
         "break_even_curve": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in curve],

@@ -27,7 +27,7 @@ def targets(rep: dict) -> dict:
     """The ladder's targets (issue 21) checked on a report: name -> bool."""
     tiny, mid, large = (rep[n] for n in taskworld.LADDER)
     specs = {op: rep[n] for op, n in taskworld.SPECIALISTS.items() if n in rep}
-    kinds = tiny["step_validity_by_kind"].values()
+    kinds = tiny["step_validity_by_fine_kind"].values()  # + and - split by the operand's digits
     out = {
         "large_over_tiny_flops_ge_25": large["flops_per_token"] / tiny["flops_per_token"] >= 25,
         "large_over_mid_flops_ge_4": large["flops_per_token"] / mid["flops_per_token"] >= 4,
@@ -77,6 +77,9 @@ def main() -> None:
     ft = {n: rep[n]["flops_per_token"] for n in taskworld.LADDER}
     tiny, mid, large = taskworld.LADDER
     print(f"\nFLOPs per token: {large} / {tiny} = {ft[large] / ft[tiny]:.1f}x, {large} / {mid} = {ft[large] / ft[mid]:.2f}x")
+    print("\nstep validity by finer kind (+ and - split by the operand's digits):")
+    for n in taskworld.LADDER:
+        print(f"  {n:10s} " + "  ".join(f"{k} {v:.2f}" for k, v in rep[n]["step_validity_by_fine_kind"].items()))
     tg = targets(rep)
     print("targets:", ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in tg.items()))
     out = {"benchmark": "taskworld", "problems": a.n, "seed": a.seed, "ladder": list(taskworld.LADDER),
@@ -87,6 +90,8 @@ def main() -> None:
                           "accuracy_easiest": round(r.get("accuracy_easiest", float("nan")), 4),
                           "accuracy_by_level": {k: round(v, 4) for k, v in r.get("accuracy_by_level", {}).items()},
                           "step_validity_by_kind": {k: round(v, 4) for k, v in r["step_validity_by_kind"].items()},
+                          "step_validity_by_fine_kind": {k: round(v, 4) for k, v in
+                                                         r["step_validity_by_fine_kind"].items()},
                           "step_accuracy_by_kind": {k: round(v, 4) for k, v in r["step_accuracy_by_kind"].items()}}
                       for n, r in rep.items()},
            "large_over_tiny_flops": round(ft[large] / ft[tiny], 2), "large_over_mid_flops": round(ft[large] / ft[mid], 2),

@@ -23,11 +23,13 @@ MAX_COST_RATIO = 0.7  # "cheaper": at most 0.7x greedy MPM's mean cost
 
 
 def repriced(traces: CascadeTraces, sheet: PriceSheet) -> CascadeTraces:
-    """The same traces with every cost re-priced from token counts under `sheet` (K samples each read the prompt)."""
+    """The same traces with every cost re-priced from token counts under `sheet` (each of K samples reads the prompt;
+    a greedy last rung reads it once)."""
     if traces.prompt_tokens is None:
         raise ValueError("these traces have no prompt token counts (built before the price lens, or from an LLM "
                          "server): rebuild them with c3po.task_traces(...)")
-    cost = np.stack([sheet.cost(m, traces.k * traces.prompt_tokens, traces.tokens[i])
+    reads = [1 if traces.last_greedy and i == traces.n_models - 1 else traces.k for i in range(traces.n_models)]
+    cost = np.stack([sheet.cost(m, reads[i] * traces.prompt_tokens, traces.tokens[i])
                      for i, m in enumerate(traces.models)]).astype(float)
     gcost = None
     if traces.greedy_tokens is not None:
@@ -48,7 +50,7 @@ def versus_greedy(traces: CascadeTraces, alpha: float = 0.1, budgets=None, n_spl
                   n_cal: int = 50, seed: int = 0, mode: str = "reuse") -> list[dict]:
     """C3PO's point at each budget beside greedy MPM on the same test queries of the same splits.
 
-    Budgets default to 16 multiples of greedy MPM's mean cost (0.1x to 4x). Each row: budget, C3PO's
+    Budgets default to 20 multiples of greedy MPM's mean cost (0.05x to 20x). Each row: budget, C3PO's
     accuracy and mean cost (mean over feasible splits), greedy MPM's, their difference and ratio, and
     whether the point beats greedy MPM (within TOL of its accuracy at <= MAX_COST_RATIO of its cost, or
     more accurate at no more cost).
@@ -59,7 +61,7 @@ def versus_greedy(traces: CascadeTraces, alpha: float = 0.1, budgets=None, n_spl
     g_ok = traces.greedy[-1] == gold
     g_cost = traces.greedy_cost[-1]
     if budgets is None:
-        budgets = float(g_cost.mean()) * np.geomspace(0.1, 4.0, 16)
+        budgets = float(g_cost.mean()) * np.geomspace(0.05, 20.0, 20)
     ev = evaluate(traces)
     ss, cal, test = G.splits(traces.n_queries, n_ss, n_cal, n_splits, seed)
     pre = Prepared(ev, ss, cal)
@@ -121,3 +123,24 @@ def first_paying_ratio(curve: list[dict]) -> float | None:
             break
         paying = row["ratio"]
     return paying
+
+
+def greedy_last(traces: CascadeTraces) -> CascadeTraces:
+    """The cascade with its last model answering once, greedily (an adaptation, not the paper's C3PO).
+
+    The last rung always answers (its threshold is 0), so its vote share is never read; only its answer and
+    cost matter. Here they are its greedy answer and the cost of one greedy decode, which is also the label-free
+    pseudo-label the regret is measured against. Every earlier rung still draws K samples and votes.
+    """
+    if traces.greedy is None or traces.greedy_cost is None:
+        raise ValueError("greedy_last needs the traces' greedy answers (task_traces takes them)")
+    answer, share, cost, tokens = (a.copy() for a in (traces.answer, traces.share, traces.cost, traces.tokens))
+    answer[-1] = traces.greedy[-1]
+    cost[-1] = traces.greedy_cost[-1]
+    share[-1] = (answer[-1] >= 0).astype(float)
+    if traces.greedy_tokens is not None:
+        tokens[-1] = traces.greedy_tokens[-1]
+    runner = None if traces.runner_up is None else traces.runner_up.copy()
+    if runner is not None:
+        runner[-1] = 0.0
+    return replace(traces, answer=answer, share=share, cost=cost, tokens=tokens, runner_up=runner, last_greedy=True)

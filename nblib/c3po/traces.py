@@ -43,6 +43,7 @@ class CascadeTraces:
     runner_up: np.ndarray | None = None     # (M, Q) vote share of the second most frequent answer
     greedy_tokens: np.ndarray | None = None  # (M, Q) completion tokens of each greedy decode
     prompt_tokens: np.ndarray | None = None  # (Q,) prompt tokens of one call on the query (task models)
+    last_greedy: bool = False                # the last model answers once, greedily (c3po.lens.greedy_last)
 
     @property
     def n_models(self) -> int:
@@ -80,7 +81,8 @@ class CascadeTraces:
         return CascadeTraces(list(self.models), self.k, self.answer[:, idx], self.share[:, idx], self.cost[:, idx],
                              self.tokens[:, idx], self.unit, pick(self.gold), pick(self.greedy),
                              pick(self.greedy_cost), qs, self.codebook, self.temperature, smp,
-                             pick(self.runner_up), pick(self.greedy_tokens), pick(self.prompt_tokens))
+                             pick(self.runner_up), pick(self.greedy_tokens), pick(self.prompt_tokens),
+                             self.last_greedy)
 
     def frame(self):
         """One row per (query, model): majority answer, vote share, cost, correct (when labelled)."""

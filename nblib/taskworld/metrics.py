@@ -123,19 +123,32 @@ def accuracy_by_level(traces: Sequence[ProblemTrace], mix: "T.TaskMix") -> dict[
     return {name: float(np.mean(by[name])) for name in mix.names if name in by}
 
 
-def step_validity_by_kind(traces: Sequence[ProblemTrace]) -> dict[str, float]:
-    """Per kind of step (add, sub, mul): the share of the model's own written steps of that kind that are valid.
+FINE_KINDS = ("add 1-digit", "add 2-digit", "sub 1-digit", "sub 2-digit", "mul")
+
+
+def fine_kind(op: str, operand: int) -> str:
+    """A finer kind of step: the operation and, for + and -, whether its operand has one digit or more."""
+    if op == "*":
+        return "mul"
+    return f"{T.KIND_NAMES[op]} {'1-digit' if operand < 10 else '2-digit'}"
+
+
+def step_validity_by_kind(traces: Sequence[ProblemTrace], fine: bool = False) -> dict[str, float]:
+    """Per kind of step (add, sub, mul), the share of the model's own written steps of that kind that are valid.
 
     A step's kind is the problem's operation at that position, so a garbled line still counts against it.
+    With `fine`, + and - are split by the operand's digit count (`FINE_KINDS`).
     """
     ok: dict[str, list[bool]] = {}
     for t in traces:
-        kinds = T.parse_problem(t.problem).kinds
+        ops = T.parse_problem(t.problem).ops
         for s in t.steps:
-            if s.kind == "#" or s.index >= len(kinds):
+            if s.kind == "#" or s.index >= len(ops):
                 continue
-            ok.setdefault(kinds[s.index], []).append(s.valid)
-    return {T.KIND_NAMES[k]: float(np.mean(ok[k])) for k in T.OPS if k in ok}
+            op, x = ops[s.index]
+            ok.setdefault(fine_kind(op, x) if fine else T.KIND_NAMES[op], []).append(s.valid)
+    order = FINE_KINDS if fine else tuple(T.KIND_NAMES[k] for k in T.OPS)
+    return {k: float(np.mean(ok[k])) for k in order if k in ok}
 
 
 def ladder_report(names: Sequence[str], n: int = 400, seed: int = 0, n_specialist: int = 200,
@@ -158,7 +171,8 @@ def ladder_report(names: Sequence[str], n: int = 400, seed: int = 0, n_specialis
         row = {"params": int(model_info(name)["params"]), "flops_per_token": int(analytic),
                "accuracy": float(np.mean(ok)), "accuracy_interval": bootstrap_interval(ok),
                "mflops_per_problem": float(np.mean([t.flops for t in tr]) / 1e6),
-               "step_validity_by_kind": step_validity_by_kind(tr)}
+               "step_validity_by_kind": step_validity_by_kind(tr),
+               "step_validity_by_fine_kind": step_validity_by_kind(tr, fine=True)}
         if isinstance(cfg, T.TaskMix):
             row["accuracy_by_level"] = accuracy_by_level(tr, cfg)
             row["accuracy_easiest"] = row["accuracy_by_level"][cfg.names[0]]

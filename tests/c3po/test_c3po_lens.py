@@ -72,3 +72,20 @@ def test_break_even_reprices_at_every_ratio(traces):
 def test_repricing_needs_token_counts(traces):
     with pytest.raises(ValueError, match="no prompt token counts"):
         c3po.lens.repriced(traces, cost.flops_sheet({"cheap": 1.0, "mid": 2.0, "strong": 3.0}))
+
+
+def test_greedy_last_swaps_in_the_mpm_greedy_answer_and_cost(traces):
+    tr = priced(traces)
+    g = c3po.lens.greedy_last(tr)
+    np.testing.assert_array_equal(g.answer[-1], tr.greedy[-1])
+    np.testing.assert_array_equal(g.cost[-1], tr.greedy_cost[-1])
+    np.testing.assert_array_equal(g.answer[:-1], tr.answer[:-1])        # earlier rungs still vote with K samples
+    np.testing.assert_array_equal(g.cost[:-1], tr.cost[:-1])
+    assert g.last_greedy and not tr.last_greedy
+    # re-pricing a greedy last rung reads the prompt once, not K times
+    again = c3po.lens.repriced(g, c3po.lens.ladder_sheet(tr))
+    np.testing.assert_allclose(again.cost[-1], tr.greedy_cost[-1])
+    # the always-on cascade (every query to the MPM) now costs greedy MPM's answer plus the earlier rungs' votes
+    out = c3po.cascade.cascade(g, (1.1, 1.1, 0.0))
+    np.testing.assert_allclose(out["cost"], tr.greedy_cost[-1])
+    assert (out["answer"] == tr.greedy[-1]).all()

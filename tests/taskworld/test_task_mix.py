@@ -62,3 +62,11 @@ def test_v2_models_default_to_the_mix_and_v1_models_to_the_old_config(monkeypatc
 def test_solve_leaves_room_for_long_solutions():
     long = T.problems("test", 5, 0, MIX, n_steps=8)
     assert max(len(p.solution) for p in long) + 16 > 80      # the old fixed 80 tokens could cut these short
+
+
+def test_fine_kinds_split_add_and_sub_by_operand_digits():
+    from nblib.taskworld.metrics import FINE_KINDS, fine_kind
+
+    assert [fine_kind("+", 7), fine_kind("+", 12), fine_kind("-", 0), fine_kind("-", 99), fine_kind("*", 3)] == [
+        "add 1-digit", "add 2-digit", "sub 1-digit", "sub 2-digit", "mul"]
+    assert set(FINE_KINDS) == {fine_kind(op, x) for op in T.OPS for x in (1, 50)}
