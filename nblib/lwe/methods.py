@@ -220,7 +220,8 @@ def _finish(caller: Caller, rec: RunRecord, t0: float) -> RunRecord:
 def run(method: str, lm, cases: list[Case], cfg: JudgeConfig | None = None, store: ResponseStore | None = None,
         max_errors: int = 3, progress=None) -> RunRecord:
     """Judge `cases` in order with one method ("vanilla", "logprob", "ssp", "lwe", "selective")."""
-    checks.one_of("method", method, METHODS)
+    if not isinstance(method, str) or method not in METHODS:
+        raise checks.BadArgument(f"unknown method {method!r}: method must be one of {list(METHODS)}")
     if isinstance(lm, str):
         raise TypeError(f"lm must be a language model, not the string {lm!r}: open it first, "
                         f"lm = nblib.llm.connect({lm!r}), then lwe.run({method!r}, lm, cases)")
