@@ -59,6 +59,24 @@ def check_calibration(idx) -> np.ndarray:
     return idx
 
 
+def check_split(traces: CascadeTraces, ss_idx: np.ndarray, cal_idx: np.ndarray) -> None:
+    """Refuse splits that void the guarantee: repeated or out-of-range indices, or D_cal overlapping D_ss."""
+    q = traces.n_queries
+    for name, idx in (("D_ss", ss_idx), ("D_cal", cal_idx)):
+        if idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < -q or idx.max() >= q):
+            raise ValueError(f"{name} must hold query indices in [0, {q}); got {idx[:5].tolist()}...")
+        norm = np.asarray(idx) % q
+        if np.unique(norm).size != norm.size:
+            raise ValueError(f"{name} repeats queries ({norm.size} indices, {np.unique(norm).size} distinct): the "
+                             "conformal bound needs exchangeable, distinct calibration queries; draw them with "
+                             "c3po.random_split")
+    both = np.intersect1d(ss_idx % q, cal_idx % q)
+    if both.size:
+        raise ValueError(f"D_cal shares {both.size} queries with D_ss (e.g. {both[:3].tolist()}): the thresholds "
+                         "were chosen on D_ss, so certifying them on the same queries voids the guarantee; use "
+                         "disjoint splits (c3po.random_split)")
+
+
 def cheapest_cost(traces: CascadeTraces, idx=None) -> tuple[str, float]:
     """The cheapest model (lowest mean cost) and its smallest per-query cost on `idx`: no cascade costs less."""
     cost = traces.cost if idx is None else traces.cost[:, np.asarray(idx)]
@@ -271,6 +289,7 @@ def fit(traces: CascadeTraces, ss_idx, cal_idx, budget: float, alpha: float = 0.
     """
     alpha = check_alpha(alpha)
     cal_idx, ss_idx = check_calibration(cal_idx), np.asarray(ss_idx)
+    check_split(traces, ss_idx, cal_idx)
     budget = check_budget(traces, budget, cal_idx)
     ev = ev if ev is not None else evaluate(traces, grid=grid)
     r = choose(ev, ss_idx[None], cal_idx[None], budget, alpha, mode)

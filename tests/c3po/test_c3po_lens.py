@@ -89,3 +89,22 @@ def test_greedy_last_swaps_in_the_mpm_greedy_answer_and_cost(traces):
     out = c3po.cascade.cascade(g, (1.1, 1.1, 0.0))
     np.testing.assert_allclose(out["cost"], tr.greedy_cost[-1])
     assert (out["answer"] == tr.greedy[-1]).all()
+
+
+def test_fit_refuses_splits_that_void_the_guarantee(traces):
+    ss, cal, _ = c3po.random_split(traces.n_queries, 50, 50)
+    budget = float(np.quantile(traces.cost.sum(0), 0.95))
+    with pytest.raises(ValueError, match="shares 50 queries with D_ss"):
+        c3po.fit(traces, ss, ss, budget, 0.1)
+    with pytest.raises(ValueError, match="repeats queries"):
+        c3po.fit(traces, ss, [cal[0]] * 19, budget, 0.1)
+    with pytest.raises(ValueError, match="query indices"):
+        c3po.fit(traces, ss, [traces.n_queries + 5], budget, 0.1)
+    assert c3po.fit(traces, ss, cal, budget, 0.1).n_cal == 50
+
+
+def test_task_traces_refuses_a_string_and_models_not_in_cost_order():
+    with pytest.raises(TypeError, match="not the string 'v2-large'"):
+        c3po.task_traces("v2-large", "test", 5)
+    with pytest.raises(ValueError, match="cheapest first"):
+        c3po.task_traces(("v2-large", "v2-mid", "v2-tiny"), "test", 5, verbose=False)
