@@ -24,7 +24,7 @@ import hashlib
 import json
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -148,14 +148,8 @@ LEVELS_V2 = (
                         op_weights=(("+", 1.0), ("-", 1.0), ("*", 4.0))), 0.15),
 )
 # the first large-rung stage (issue 21's first try) trained on this earlier weighting, with two-digit easy steps
-LEVELS_V2_FIRST = (
-    ("easy", TaskConfig(min_steps=2, max_steps=3, max_value=99, max_addend=99, max_factor=9,
-                        op_weights=(("+", 1.0), ("-", 1.0))), 0.40),
-    ("medium", TaskConfig(min_steps=4, max_steps=5, max_value=99, max_addend=99, max_factor=9,
-                          op_weights=(("+", 1.0), ("-", 1.0), ("*", 2.0))), 0.35),
-    ("hard", TaskConfig(min_steps=6, max_steps=8, max_value=999, max_addend=99, max_factor=9,
-                        op_weights=(("+", 1.0), ("-", 1.0), ("*", 4.0))), 0.25),
-)
+LEVELS_V2_FIRST = (("easy", replace(LEVELS_V2[0][1], max_addend=99), 0.40), ("medium", LEVELS_V2[1][1], 0.35),
+                   ("hard", LEVELS_V2[2][1], 0.25))
 V2_FIRST_MIX = TaskMix(LEVELS_V2_FIRST)
 V2_MIX = TaskMix(LEVELS_V2)  # the default mix of task world v2 (notebooks 00b and 06)
 
