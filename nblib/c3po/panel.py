@@ -181,7 +181,7 @@ class PriceRatioPanel(SliderPanel):
     `lens.TOL` of greedy's accuracy, and mark this ladder's own ratio.
     """
 
-    prefix = "nb06"
+    prefix = "nb06-lens"   # its own CSS hooks: the budget panel below owns "nb06-readout"
     figsize = (12, 4.0)
 
     def __init__(self, rows_by_ratio: dict, ladder_ratio: float, mpm: str = "large", start: float | None = None):
