@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nblib import c3po, taskworld  # noqa: E402
+from nblib import c3po, cost, taskworld  # noqa: E402
 
 ALPHAS = (0.05, 0.1, 0.2, 0.3)
 
@@ -134,7 +134,8 @@ def main() -> None:
         "goal_cost_share_of_large": round(c3["mean_cost"] / large["mean_cost"], 3),
         "goal_violation_within_bound": bool(sw["excess"].max() <= 0),
         "traces_s": round(t_traces, 1), "total_s": round(time.perf_counter() - t0, 1),
-        "loadavg_after": c3po.bench.loadavg(), "cpu_count": os.cpu_count(),
+        "loadavg_after": c3po.bench.loadavg(), "cpu_count": os.cpu_count(), "cpu": cost.cpu_model(),
+        "blas": cost.blas_name(),
     }
     print(json.dumps(out))
 

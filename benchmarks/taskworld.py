@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nblib import taskworld  # noqa: E402
+from nblib import cost, taskworld  # noqa: E402
 
 
 def targets(rep: dict) -> dict:
@@ -96,7 +95,7 @@ def main() -> None:
                       for n, r in rep.items()},
            "large_over_tiny_flops": round(ft[large] / ft[tiny], 2), "large_over_mid_flops": round(ft[large] / ft[mid], 2),
            "targets": tg, "all_targets_met": all(tg.values()),
-           "cpu": platform.processor() or platform.machine(), "torch_threads": a.threads,
+           "cpu": cost.cpu_model(), "blas": cost.blas_name(), "torch_threads": a.threads,
            "loadavg_before": load0, "loadavg_after": tuple(round(x, 2) for x in os.getloadavg()),
            "total_s": round(time.perf_counter() - t0, 1)}
     print(json.dumps(out))

@@ -447,6 +447,32 @@ def total(entries: Iterable[CostEntry]) -> CostEntry:
                      calls=s("calls") or 0)
 
 
+# ----------------------------------------------------------------------------- the machine
+def cpu_model() -> str:
+    """The CPU's model name (lscpu's "Model name", from /proc/cpuinfo), else what `platform` knows."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_name() -> str:
+    """The BLAS torch's CPU matmuls run on: "MKL" when torch was built with it, else the first BLAS its build names."""
+    if torch.backends.mkl.is_available():
+        return "MKL"
+    info = torch.__config__.show()
+    for key in ("OpenBLAS", "BLIS", "Accelerate", "ACL", "oneDNN"):
+        if key.lower() in info.lower():
+            return key
+    return "unknown"
+
+
 # ----------------------------------------------------------------------------- the price lens
 class UnknownPriceSheet(KeyError):
     """A price sheet name that does not exist; the message lists the ones there are."""

@@ -200,13 +200,12 @@ def task_traces(models: Sequence[str] = LADDER, split: str = "test", n: int = 40
         raise ValueError("a cascade needs at least one model")
     cfg = cfg if cfg is not None else default_task(models[0])
     probs = T.problems(split, n, seed, cfg)
+    from ..checks import cost_order
     from ..cost import transformer_flops
     from ..taskworld.models import load_model, shape_of
 
     per_token = [transformer_flops(shape_of(load_model(m)), 1, 1, past=32, logits_positions=1) for m in models]
-    if any(a > b for a, b in zip(per_token, per_token[1:])):
-        raise ValueError(f"give the models cheapest first (the last is the most powerful model); FLOPs per token "
-                         f"of {list(models)}: {per_token}, e.g. {sorted(models, key=dict(zip(models, per_token)).get)}")
+    cost_order("models (FLOPs per token)", models, per_token)   # cheapest first: the last is the MPM
     samples = [cached_task_samples(m, split, n, k, temperature, seed, cfg, verbose) for m in models]
     ptok = np.array([len(encode(prompt_of(p))) for p in probs], dtype=np.int64)
     return from_samples(samples, gold=[p.answer for p in probs], queries=[p.text for p in probs], prompt_tokens=ptok)

@@ -15,7 +15,6 @@ measured time normalised by one target decoding step.
 """
 from __future__ import annotations
 
-import platform
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -66,15 +65,9 @@ def device_name(device: torch.device) -> str:
     """A stable name of the device the profile was measured on (GPU model, or CPU model and threads)."""
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{device.type}:{cpu}:threads={torch.get_num_threads()}"
+    from ..cost import cpu_model
+
+    return f"{device.type}:{cpu_model()}:threads={torch.get_num_threads()}"
 
 
 def _time_forwards(lm, vocab, batch: int, context: int, ns, repeats: int) -> list[float]:
