@@ -122,8 +122,8 @@ def train(spec: TrainSpec, log_every: int = 100, eval_fn=None, verbose: bool = T
 def select_snapshot(model, record: dict, snaps: dict, max_val_acc: float) -> dict:
     """Load into `model` the last logged snapshot with val_acc <= max_val_acc; record which one (in place).
 
-    `snaps` maps a log row's index to {"state", "val_acc"}; rows without a snapshot (a resumed first stage)
-    are not candidates. With no snapshot under the ceiling, the earliest snapshot is taken.
+    `snaps` maps a log row's index to {"state", "val_acc"}; rows without a snapshot are not candidates. With
+    no snapshot under the ceiling, the earliest snapshot is taken.
     """
     log = record["log"]
     if not snaps or max(snaps) >= len(log):
