@@ -24,6 +24,8 @@ from ..cost import Ledger
 
 ROLES = ("rubric", "judge", "feedback", "update")   # the generations the call-count formulas count
 SCORE_ROLE = "score"                                 # a log-probability pass (fallback verdicts)
+CHECK_ROLE = "check"                                 # a scoring pass of Selective LWE's debiased gate (its 2 per case)
+CALL_ROLES = ROLES + (CHECK_ROLE,)                   # what "calls per case" counts
 
 
 class RunStopped(RuntimeError):
@@ -209,12 +211,12 @@ class Caller:
         return self._record(role, Reply(role, text, outcome, None, g.usage.prompt_tokens,
                                         g.usage.completion_tokens, wall))
 
-    def margin(self, messages: list[dict], continuation: str) -> tuple[float | None, str | None]:
-        """log P("A") - log P("B") after prompt + continuation (one scoring pass), or (None, why not)."""
+    def margin(self, messages: list[dict], continuation: str, role: str = SCORE_ROLE) -> tuple[float | None, str | None]:
+        """log P("A") - log P("B") after prompt + continuation (one scoring pass, under `role`), or (None, why not)."""
         key = self.store.key(self.fingerprint, "score", [messages, continuation], dict(self.settings))
         row = self.store.get(key)
         if row is not None:
-            self._record(SCORE_ROLE, Reply(SCORE_ROLE, "", "ok", None, row["prompt_tokens"], 0, row["wall_s"], True))
+            self._record(role, Reply(role, "", "ok", None, row["prompt_tokens"], 0, row["wall_s"], True))
             return row["margin"], None
         t0 = time.perf_counter()
         try:
@@ -222,12 +224,12 @@ class Caller:
         except llm.LogprobsUnavailable as e:
             return None, str(e)                 # not a call: the backend cannot do it
         except (llm.LLMError, OSError, TimeoutError) as e:
-            self._failed(SCORE_ROLE, e, t0)
+            self._failed(role, e, t0)
             return None, str(e)
         wall = time.perf_counter() - t0
         self.store.put(key, {"model": self.model, "kind": "score", "margin": la - lb, "prompt_tokens": n,
                              "wall_s": wall})
-        self._record(SCORE_ROLE, Reply(SCORE_ROLE, "", "ok", None, n, 0, wall))
+        self._record(role, Reply(role, "", "ok", None, n, 0, wall))
         return la - lb, None
 
     def calls_by_role(self) -> dict[str, int]:

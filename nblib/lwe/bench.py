@@ -19,13 +19,31 @@ from .methods import JudgeConfig, RunRecord, formula_calls_per_case, run
 from .metrics import paired_difference, summarize
 
 LABELS = {"vanilla": "Vanilla (both orders)", "logprob": "Vanilla, log-prob verdict", "ssp": "SSP",
-          "lwe": "LWE", "selective": "Selective LWE"}
+          "lwe": "LWE", "selective": "Selective LWE", "selective-debiased": "Selective LWE, debiased gate (adaptation)"}
 RUNS_FILE = DATA / "runs_smollm2_hhh.json"
 
 
-def key(method: str, batch_size: int | None = None) -> str:
-    """The name of a run in a runs file: "vanilla", or "lwe@4" for a method that depends on B."""
-    return f"{method}@{batch_size}" if method in ("lwe", "selective") else method
+def key(method: str, batch_size: int | None = None, gate: str = "parsed") -> str:
+    """The name of a run in a runs file: "vanilla", "lwe@4" for a method that depends on B, and
+    "selective-debiased@4" for Selective LWE with the debiased gate."""
+    name = "selective-debiased" if method == "selective" and gate == "debiased" else method
+    return f"{name}@{batch_size}" if method in ("lwe", "selective") else name
+
+
+def parse_key(k: str) -> tuple[str, int | None, str]:
+    """(method, batch size or None, gate) of a run name made by `key`."""
+    name, _, b = k.partition("@")
+    gate = "debiased" if name == "selective-debiased" else "parsed"
+    method = "selective" if name == "selective-debiased" else name
+    if method not in LABELS:
+        raise ValueError(f"unknown run name {k!r}: use a method of {sorted(LABELS)}, with @B for lwe / selective")
+    return method, (int(b) if b else None), gate
+
+
+def label(rec: RunRecord) -> str:
+    """The table label of a run: its method, its gate and its batch size."""
+    name = "selective-debiased" if rec.method == "selective" and rec.config.get("gate") == "debiased" else rec.method
+    return LABELS[name] + (f" (B={rec.config.get('batch_size', 4)})" if rec.method in ("lwe", "selective") else "")
 
 
 def compare(lm, cases, methods=("vanilla", "logprob", "ssp", "lwe", "selective"), cfg: JudgeConfig | None = None,
@@ -59,7 +77,7 @@ def table(records: dict[str, RunRecord], baseline: str = "vanilla"):
         s = summarize(rec)
         b = rec.config.get("batch_size", 4)
         r = s.get("inconsistent_share", 1.0)
-        row = {"judge": LABELS[rec.method] + (f" (B={b})" if rec.method in ("lwe", "selective") else ""),
+        row = {"judge": label(rec),
                "cases": s["n"], "accuracy": s["accuracy"],
                "95% interval": f"[{s['accuracy_lo']:.2f}, {s['accuracy_hi']:.2f}]",
                "swap accuracy": s["swap_accuracy"], "consistency": s["consistency"],

@@ -18,7 +18,8 @@ from .. import checks
 from ..cost import Ledger
 from ..llm import LogprobsUnavailable
 from . import prompts
-from .backend import ROLES, Caller, ResponseStore, RunStopped, can_score
+from . import debias
+from .backend import CALL_ROLES, CHECK_ROLE, Caller, ResponseStore, RunStopped, can_score
 from .data import Case
 from .parse import flip, parse_feedback, parse_verdict
 
@@ -39,6 +40,10 @@ class JudgeConfig:
     fallback: bool = True            # unparseable verdict -> compare log P([[A) and log P([[B)
     run_swap: bool = True            # LWE: also judge the swapped order (metrics only; +2 calls per case)
     meta_prompt: str = prompts.INITIAL_META_PROMPT
+    gate: str = "parsed"             # Selective LWE's check: "parsed" (the paper's: generated verdicts in both orders)
+                                     # or "debiased" (adaptation: per-order log-prob verdicts minus the position prior)
+    prior: float | None = None       # the debiased gate's position prior in nats; None: measure it on content-free
+                                     # pairs at the start of the run (`debias.content_free_prior`); 0.0: the raw verdict
 
     def __post_init__(self):
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -51,6 +56,9 @@ class JudgeConfig:
             raise ValueError(f"min_meta_chars must be >= 0 (the official rule is 726), got {self.min_meta_chars}")
         if not self.meta_prompt.strip():
             raise ValueError("meta_prompt must be a non-empty text")
+        checks.one_of("gate", self.gate, ("parsed", "debiased"))
+        if self.prior is not None:
+            checks.number("prior", self.prior, hint="the position prior in nats; None measures it, 0.0 is flat")
 
     @classmethod
     def uncapped(cls, **overrides) -> "JudgeConfig":
@@ -82,8 +90,9 @@ class RunRecord:
         return len(self.cases)
 
     def generations(self) -> int:
-        """LLM generations (rubric, judge, feedback, update): what the call-count formulas count."""
-        return sum(self.calls.get(r, 0) for r in ROLES)
+        """Model calls the call-count formulas count: generations (rubric, judge, feedback, update) and the
+        debiased gate's check passes (2 per case, in place of the paper's two vanilla generations)."""
+        return sum(self.calls.get(r, 0) for r in CALL_ROLES)
 
     def calls_per_case(self) -> float:
         """Generations per case judged."""
@@ -186,7 +195,7 @@ def _update(caller: Caller, meta: str, version: int, records: list[dict], cfg: J
 
 def _row(case: Case, o: dict, s: dict | None, **extra) -> dict:
     row = {"id": case.id, "better": case.better, "verdict": o["verdict"], "outcome": o["outcome"],
-           "verdict_from": o["verdict_from"], "margin": o["margin"],
+           "verdict_from": o["verdict_from"], "margin": o["margin"], "swap_margin": s["margin"] if s else None,
            "swap_verdict": s["verdict"] if s else None, "swap_outcome": s["outcome"] if s else None,
            "swap_verdict_from": s["verdict_from"] if s else None}
     why = o.get("fallback_error") or (s or {}).get("fallback_error")
@@ -271,8 +280,8 @@ def _run_logprob(caller, rec, cases, cfg, progress):
     for case in cases:
         caller.case = case.id
         mo, ms = prompts.vanilla(_example(case, cfg)), prompts.vanilla(_example(case, cfg, swapped=True))
-        m_o, why = caller.margin(mo, "[[")
-        m_s, why2 = caller.margin(ms, "[[") if m_o is not None else (None, why)
+        m_o, why = caller.margin(mo, prompts.SCORE_CONTINUATION)
+        m_s, why2 = caller.margin(ms, prompts.SCORE_CONTINUATION) if m_o is not None else (None, why)
         if m_o is None or m_s is None:
             o = {"verdict": None, "outcome": "error", "verdict_from": "none", "margin": m_o}
             s = {"verdict": None, "outcome": "error", "verdict_from": "none", "margin": m_s}
@@ -334,18 +343,47 @@ def _run_lwe(caller, rec, cases, cfg, progress):
         rec.meta_history.append(entry)
 
 
+def _debiased_check(caller, case: Case, cfg: JudgeConfig, prior: float) -> dict:
+    """The debiased gate for one case: per-order log-prob margins (2 check passes), verdicts minus the prior."""
+    mo, ms = prompts.vanilla(_example(case, cfg)), prompts.vanilla(_example(case, cfg, swapped=True))
+    m_o, why = caller.margin(mo, prompts.SCORE_CONTINUATION, role=CHECK_ROLE)
+    m_s, why2 = caller.margin(ms, prompts.SCORE_CONTINUATION, role=CHECK_ROLE) if m_o is not None else (None, why)
+    if m_o is None or m_s is None:
+        return {"v": None, "vs": None, "m_o": m_o, "m_s": m_s, "why": why or why2}
+    return {"v": debias.verdict(m_o, prior), "vs": debias.verdict(m_s, prior), "m_o": m_o, "m_s": m_s, "why": None}
+
+
 def _run_selective(caller, rec, cases, cfg, progress):
-    """Selective LWE: the vanilla check in both orders; LWE (and the update buffer) only for inconsistent cases."""
+    """Selective LWE: the vanilla check in both orders; LWE (and the update buffer) only for inconsistent cases.
+
+    cfg.gate "parsed" is the paper's check (two generated verdicts); "debiased" (an adaptation) checks the
+    per-order log-prob verdicts after subtracting the position prior (`debias`)."""
     meta, version, done, buffer = cfg.meta_prompt, 0, 0, []
     rec.meta_history.append({"version": 0, "after_case": 0, "accepted": True, "reason": "initial",
                              "candidate": meta, "candidate_chars": len(meta), "text": meta, "batch": []})
+    prior = cfg.prior
+    if cfg.gate == "debiased" and prior is None:
+        caller.case = "content-free calibration"
+        prior, why = debias.content_free_prior(caller, cfg.max_answer_chars, role="calibrate")
+        if prior is None:
+            raise RunStopped(f"the debiased gate cannot measure the position prior: {why}")
+    rec.config["position_prior"] = prior
     for batch in _batches(cases, cfg.batch_size):
         for case in batch:
             caller.case = case.id
-            (mo, ro), (ms, rs) = _vanilla_pair(caller, case, cfg)
-            v, vs = parse_verdict(ro.text), parse_verdict(rs.text)
+            if cfg.gate == "debiased":
+                chk = _debiased_check(caller, case, cfg, prior)
+                v, vs = chk["v"], chk["vs"]
+                ro = rs = None
+            else:
+                (mo, ro), (ms, rs) = _vanilla_pair(caller, case, cfg)
+                v, vs = parse_verdict(ro.text), parse_verdict(rs.text)
             consistent = v is not None and vs is not None and v == flip(vs)
-            if consistent:
+            if consistent and cfg.gate == "debiased":
+                o = {"verdict": v, "outcome": "scored", "verdict_from": "debiased", "margin": chk["m_o"]}
+                s = {"verdict": vs, "outcome": "scored", "verdict_from": "debiased", "margin": chk["m_s"]}
+                rec.cases.append(_row(case, o, s, used_lwe=False, consistent_vanilla=True, meta_version=version))
+            elif consistent:
                 o, s = _resolve(caller, cfg, (mo, ro), (ms, rs))
                 rec.cases.append(_row(case, o, s, used_lwe=False, consistent_vanilla=True, meta_version=version,
                                       judgment=ro.text, swap_judgment=rs.text))
@@ -353,9 +391,17 @@ def _run_selective(caller, rec, cases, cfg, progress):
                 st = _lwe_step(caller, meta, case, cfg)
                 o, _ = _resolve(caller, cfg, (st["messages"], st["reply"]))
                 # the official code keeps the vanilla swapped verdict for an inconsistent case
-                s = {"verdict": vs, "outcome": _outcome(rs), "verdict_from": "parse" if vs else "none", "margin": None}
+                if cfg.gate == "debiased":
+                    s = {"verdict": vs, "outcome": "scored" if vs else "error",
+                         "verdict_from": "debiased" if vs else "none", "margin": chk["m_s"]}
+                    if chk["why"]:
+                        o["fallback_error"] = chk["why"]
+                else:
+                    s = {"verdict": vs, "outcome": _outcome(rs), "verdict_from": "parse" if vs else "none",
+                         "margin": None}
                 rec.cases.append(_row(case, o, s, used_lwe=True, consistent_vanilla=False, meta_version=version,
-                                      vanilla_verdict=v, vanilla_judgment=ro.text, swap_judgment=rs.text,
+                                      vanilla_verdict=v, vanilla_judgment=ro.text if ro else None,
+                                      swap_judgment=rs.text if rs else None,
                                       rubric=st["rubric"], judgment=st["reply"].text, feedback=st["feedback"],
                                       feedback_label=st["feedback_parsed"].get("label")))
                 buffer.append({"id": case.id, "rubric": st["rubric"], "question": st["question"],
@@ -393,6 +439,8 @@ def expected_calls(method: str, n: int, batch_size: int = 4, inconsistent: int |
 
 def formula_calls_per_case(method: str, batch_size: int = 4, r: float = 1.0, run_swap: bool = True) -> float:
     """Calls per case by the brief's formulas: 2, 0, 4, 5 + 1/B (3 + 1/B without swap), 2 + r (3 + 1/B)."""
+    checks.number("r", r, 0, 1, hint="the share of swap-inconsistent cases")
+    checks.whole("batch_size", batch_size, low=1)
     b = 1.0 / batch_size
     return {"vanilla": 2.0, "logprob": 0.0, "ssp": 4.0, "lwe": (5.0 if run_swap else 3.0) + b,
             "selective": 2.0 + r * (3.0 + b)}[method]

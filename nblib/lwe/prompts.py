@@ -55,6 +55,7 @@ UPDATE_RULES = (
 )
 
 FALLBACK_CONTINUATION = "\n\nFinal verdict: [["
+SCORE_CONTINUATION = "[["          # the log-prob judge scores the verdict token right after the prompt
 VERDICT_OPTIONS = ("A", "B")
 
 

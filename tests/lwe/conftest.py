@@ -1,33 +1,12 @@
 """A scripted fake backend for the LWE tests: it knows each prompt's role and answers by a script."""
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from nblib import llm
-from nblib.lwe import prompts
+from nblib.lwe import scripted
 
-_ANS = re.compile(r"\[The Start of Assistant ([AB])'s Answer\]\n(.*?)\n\[The End of Assistant \1's Answer\]", re.S)
-
-
-def role_of(messages: list[dict]) -> str:
-    """Which of the judge's roles a prompt is (from the fixed texts of nblib.lwe.prompts)."""
-    user = messages[-1]["content"]
-    if messages[0]["role"] == "system" and messages[0]["content"] == prompts.VANILLA_SYSTEM:
-        return "vanilla"
-    if user.startswith(prompts.UPDATE_HEADER):
-        return "update"
-    if user.startswith(prompts.FEEDBACK_HEADER):
-        return "feedback"
-    if prompts.RUBRIC_RULES in user:
-        return "rubric"
-    return "judge"
-
-
-def answers(messages: list[dict]) -> dict:
-    """The answers A and B shown in a prompt."""
-    return dict(_ANS.findall(messages[-1]["content"]))
+role_of, answers = scripted.role_of, scripted.answers   # how the package's scripted judge reads a prompt
 
 
 class ScriptedLLM:
