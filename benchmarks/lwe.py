@@ -1,13 +1,16 @@
-"""Benchmark LWE: Vanilla, a log-prob verdict, SSP, LWE and Selective LWE side by side on the same HHH stream.
+"""Benchmark LWE: what Selective LWE buys as a function of the judge, real judges and scripted ones side by side.
 
-    python benchmarks/lwe.py [--n 8] [--batch-size 4] [--model smollm2 | http://127.0.0.1:8000/v1] [--fresh]
-    python benchmarks/lwe.py --shipped      # the committed runs in data/lwe/, no model calls
+    python benchmarks/lwe.py                 # the shipped SmolLM2 runs (data/lwe/) + scripted judges: seconds
+    python benchmarks/lwe.py --live [--n 8] [--model smollm2 | http://127.0.0.1:8000/v1] [--fresh]
 
-Every judge sees the same seeded stream of BIG-bench hhh_alignment pairs, one after the other, through one
-response store (the user cache; `--fresh` keeps it in memory so every call is made now). It prints a table
-(accuracy with a 95 % bootstrap interval, consistency in both senses, pair accuracy, calls per case against
-the official formulas, tokens and model seconds per case), then one JSON line last with `calls_per_case` and
-`accuracy` per method and `selective_over_lwe_calls`.
+Real judges: SmolLM2-135M with the paper's gate (raw, generated verdicts) and with the debiased gate (an
+adaptation: per-order log-prob verdicts minus the position prior measured on content-free pairs), from the
+shipped runs, or judged now with `--live`. Scripted judges (simulations, clearly labelled) with an
+inconsistency rate r = 0.1 ... 1.0 run through the real `nblib.lwe` code. It prints a table per judge
+(accuracy with a 95 % bootstrap interval, calls per case against the formulas), then one JSON line last:
+`judges` keyed by judge name, each with `n`, `r`, `calls_per_case` and `accuracy` (with its interval) per
+method and `selective_over_lwe_calls`, and `goal` (Selective LWE <= 0.6 x LWE's calls on a real judge
+without falling below vanilla's accuracy by more than the interval).
 """
 from __future__ import annotations
 
@@ -20,46 +23,58 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nblib import llm, lwe  # noqa: E402
-from nblib.lwe import bench  # noqa: E402
+from nblib.lwe import bench, scripted  # noqa: E402
+
+GEMMA = ("not run: one SmolLM2 judge call took 5-16 s on the shared core here, the SmolLM2 runs used the whole "
+         "CPU budget; Gemma-3-270M is twice the parameters (see data/lwe/README.md)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=8, help="HHH pairs from the seeded stream")
+    ap.add_argument("--live", action="store_true", help="judge now instead of reading the shipped runs")
+    ap.add_argument("--n", type=int, default=8, help="--live: HHH pairs from the seeded stream")
     ap.add_argument("--batch-size", type=int, default=4, help="B: cases per meta-prompt update")
-    ap.add_argument("--model", default="smollm2", help="a local model name/folder or an OpenAI-compatible URL")
-    ap.add_argument("--fresh", action="store_true", help="make every call now (in-memory response store)")
-    ap.add_argument("--shipped", action="store_true", help="report the committed runs (data/lwe/) instead")
+    ap.add_argument("--model", default="smollm2", help="--live: a local model name/folder or an OpenAI-compatible URL")
+    ap.add_argument("--fresh", action="store_true", help="--live: make every call now (in-memory response store)")
+    ap.add_argument("--scripted-n", type=int, default=80, help="cases per scripted judge")
     args = ap.parse_args()
-    if args.n < 1 or args.batch_size < 1:
-        ap.error("--n and --batch-size must be >= 1")
+    if args.n < 1 or args.batch_size < 1 or args.scripted_n < 1:
+        ap.error("--n, --batch-size and --scripted-n must be >= 1")
     t0 = time.perf_counter()
-    if args.shipped:
-        meta, records = bench.load_runs()
-        source = f"shipped runs ({meta['command']}; {meta['machine']['date']})"
-        n, model = meta["n"], meta["model"]
-    else:
+    if args.live:
         lm = llm.connect(args.model)
         store = lwe.ResponseStore() if args.fresh else lwe.ResponseStore.default(lm.name)
         cases = lwe.stream(lwe.load("hhh"), n=args.n)
-        records = bench.compare(lm, cases, cfg=lwe.JudgeConfig(batch_size=args.batch_size), store=store,
-                                batch_sizes=(args.batch_size,), progress=False)
-        source, n, model = "measured now" + ("" if args.fresh else " (calls already in the store reused)"), args.n, lm.name
+        cfg = lwe.JudgeConfig(batch_size=args.batch_size)
+        records = bench.compare(lm, cases, cfg=cfg, store=store, batch_sizes=(args.batch_size,), progress=False)
+        records[bench.key("selective", args.batch_size, "debiased")] = lwe.run(
+            "selective", lm, cases, lwe.JudgeConfig(batch_size=args.batch_size, gate="debiased"), store=store)
+        source, model = "measured now" + ("" if args.fresh else " (calls already in the store reused)"), lm.name
+    else:
+        meta, records = bench.load_runs()
+        source, model = f"shipped runs ({meta['store']}; {meta['machine']['date']})", meta["model"]
+    sweep = scripted.sweep(lwe.stream(lwe.load("hhh"), n=args.scripted_n), batch_sizes=(args.batch_size,))
+    judges = bench.judges(records, sweep, args.batch_size)
     t = bench.table(records)
-    cols = ["cases", "accuracy", "95% interval", "consistency", "parsed consistency", "pair accuracy", "said A",
-            "calls / case", "formula", "score passes / case", "tokens / case", "model s / case", "acc − vanilla [95%]"]
-    print(f"LWE judges on {n} BIG-bench hhh_alignment pairs, model {model}: {source}")
+    cols = ["cases", "accuracy", "95% interval", "consistency", "said A", "calls / case", "formula",
+            "score passes / case", "model s / case", "acc − vanilla [95%]"]
+    print(f"LWE judges on BIG-bench hhh_alignment pairs, model {model}: {source}")
     print(t[[c for c in cols if c in t.columns]].to_string(float_format=lambda v: f"{v:,.3f}"))
-    h = bench.headline(records, batch_size=args.batch_size)
-    print(f"\nSelective LWE / LWE calls per case: {h.get('selective_over_lwe_calls')} (goal <= 0.60); "
-          f"inconsistent share r = {h.get('inconsistent_share')}; Selective - Vanilla accuracy "
-          f"{h.get('selective_minus_vanilla_accuracy')} (difference, 95 % interval)")
-    print(f"wall {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.2f}); model seconds per case "
-          "count a cached call at the time it took when it was made")
-    out = {"benchmark": "lwe", "model": model, "n": n, "batch_size": args.batch_size, "source": source, **h,
-           # the goal "never below vanilla by more than the interval": the paired interval reaches 0 or above
-           "selective_not_below_vanilla": bool(h["selective_minus_vanilla_accuracy"][2] >= 0),
-           "loadavg": round(os.getloadavg()[0], 2)}
+    print("\nSelective LWE against LWE, per judge (B = %d):" % args.batch_size)
+    for name, j in judges.items():
+        acc = j["accuracy"]
+        print(f"  {name:48s} r = {j['r']:.2f}  Selective {j['calls_per_case']['selective']:.2f} / LWE "
+              f"{j['calls_per_case'].get('lwe', float('nan')):.2f} calls per case = "
+              f"{j.get('selective_over_lwe_calls', float('nan')):.2f}x · accuracy Selective "
+              f"{acc['selective']['value']:.2f} [{acc['selective']['lo']:.2f}, {acc['selective']['hi']:.2f}] (n "
+              f"{acc['selective']['n']}), vanilla {acc.get('vanilla', {}).get('value', float('nan')):.2f}")
+    g = bench.goal(judges)
+    print(f"\ngoal (Selective <= {g['ratio_goal']} x LWE's calls on a real judge, accuracy not below vanilla's): "
+          f"{'met by ' + ', '.join(g['met_by']) if g['met'] else 'missed'}; best real judge {g['best_real_judge']} at "
+          f"{g['best_ratio']}x; the paper's gate on raw verdicts {g['raw_ratio']}x")
+    print(f"wall {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.2f})")
+    out = {"benchmark": "lwe", "model": model, "batch_size": args.batch_size, "source": source, "judges": judges,
+           "goal": g, "gemma_3_270m": GEMMA, "loadavg": round(os.getloadavg()[0], 2)}
     print(json.dumps(out))
 
 

@@ -148,3 +148,78 @@ def load_runs(path: str | Path = RUNS_FILE) -> tuple[dict, dict[str, RunRecord]]
     if "runs" not in doc or "meta" not in doc:
         raise ValueError(f"{path} is not a runs file (it needs the keys 'meta' and 'runs')")
     return doc["meta"], {k: RunRecord.from_json(v) for k, v in doc["runs"].items()}
+
+
+# ----------------------------------------------------------------------------- judges as points of the r plot
+GOAL_RATIO = 0.6     # issue 25: Selective LWE at most 0.6 x LWE's calls per case ...
+REAL_JUDGES = {      # ... on a real local judge; its methods -> the run names in the runs file
+    "SmolLM2-135M, paper's gate (raw verdicts)": {"vanilla": "vanilla", "logprob": "logprob", "ssp": "ssp",
+                                                   "lwe": "lwe@4", "selective": "selective@4"},
+    "SmolLM2-135M, debiased gate (adaptation)": {"vanilla": "vanilla", "lwe": "lwe@4",
+                                                  "selective": "selective-debiased@4"},
+}
+
+
+def _acc(s: dict) -> dict:
+    return {"value": round(s["accuracy"], 4), "lo": round(s["accuracy_lo"], 4), "hi": round(s["accuracy_hi"], 4),
+            "n": s["n"]}
+
+
+def judge_entry(records: dict[str, RunRecord], methods: dict[str, str]) -> dict | None:
+    """n, r, calls per case and accuracy (95 % interval) per method, Selective over LWE calls, for one judge.
+
+    `methods` maps a method to its run name in `records`; methods whose run is missing are left out, and
+    None is returned when Selective LWE's run is missing."""
+    present = {m: records[k] for m, k in methods.items() if k in records}
+    if "selective" not in present:
+        return None
+    summ = {m: summarize(r) for m, r in present.items()}
+    sel = summ["selective"]
+    out = {"n": {m: s["n"] for m, s in summ.items()}, "r": round(sel["inconsistent_share"], 4),
+           "calls_per_case": {m: round(s["calls_per_case"], 4) for m, s in summ.items()},
+           "accuracy": {m: _acc(s) for m, s in summ.items()},
+           "runs": dict(methods)}
+    if "position_prior" in present["selective"].config and present["selective"].config.get("gate") == "debiased":
+        out["position_prior"] = present["selective"].config["position_prior"]
+    if "lwe" in summ:
+        out["selective_over_lwe_calls"] = round(sel["calls_per_case"] / summ["lwe"]["calls_per_case"], 4)
+    if "vanilla" in present:
+        d = paired_difference(present["selective"], present["vanilla"])
+        out["selective_minus_vanilla_accuracy"] = [round(d["difference"], 4), round(d["lo"], 4), round(d["hi"], 4),
+                                                   d["n"]]
+        out["selective_not_below_vanilla"] = bool(d["hi"] >= 0)
+    return out
+
+
+def scripted_entries(sweep, batch_size: int = 4) -> dict:
+    """The scripted judges (simulations) of a `scripted.sweep` at one batch size, in the shape of `judge_entry`."""
+    out = {}
+    for r, g in sweep[sweep.B == batch_size].groupby("r"):
+        by = {row.method: row for row in g.itertuples()}
+        name = f"scripted r={r:.1f} (simulation)"
+        out[name] = {"n": {m: int(x.n) for m, x in by.items()}, "r": round(float(by["selective"].measured_r), 4),
+                     "calls_per_case": {m: round(float(x.calls_per_case), 4) for m, x in by.items()},
+                     "accuracy": {m: {"value": round(float(x.accuracy), 4), "lo": round(float(x.accuracy_lo), 4),
+                                      "hi": round(float(x.accuracy_hi), 4), "n": int(x.n)} for m, x in by.items()},
+                     "selective_over_lwe_calls": round(float(by["selective"].calls_per_case / by["lwe"].calls_per_case), 4)}
+    return out
+
+
+def goal(judges: dict) -> dict:
+    """Issue 25's goal over the real judges: Selective LWE <= 0.6 x LWE's calls and not below vanilla's accuracy."""
+    real = {k: v for k, v in judges.items() if "scripted" not in k and v is not None}
+    met = [k for k, v in real.items() if v.get("selective_over_lwe_calls", 9) <= GOAL_RATIO
+           and v.get("selective_not_below_vanilla", False)]
+    best = min(real, key=lambda k: real[k].get("selective_over_lwe_calls", 9)) if real else None
+    return {"ratio_goal": GOAL_RATIO, "met": bool(met), "met_by": met,
+            "best_real_judge": best, "best_ratio": real[best].get("selective_over_lwe_calls") if best else None,
+            "raw_ratio": real.get(next(iter(REAL_JUDGES)), {}).get("selective_over_lwe_calls")}
+
+
+def judges(records: dict[str, RunRecord], sweep=None, batch_size: int = 4) -> dict:
+    """Every judge of the benchmark's JSON: the real ones from the runs, then the scripted ones from the sweep."""
+    out = {name: judge_entry(records, methods) for name, methods in REAL_JUDGES.items()}
+    out = {k: v for k, v in out.items() if v is not None}
+    if sweep is not None:
+        out.update(scripted_entries(sweep, batch_size))
+    return out

@@ -210,3 +210,99 @@ class LWEPanel(SliderPanel):
                 f"{s['accuracy_hi']:.2f}] · consistency {cons} · {s['calls_per_case']:.2f} calls/case "
                 f"(formula {st['formula'][3 if st['selective'] else 2]:.2f}){extra} · "
                 f"{s['accepted_updates']}/{s['updates']} rewrites accepted · {s['n']} cases")
+
+
+class RPanel(SliderPanel):
+    """What Selective LWE buys as a function of the judge: calls per case and accuracy against r, slider r and B.
+
+    The curves are scripted judges (simulations, `scripted.sweep`) run through the real code; `points` are
+    real judges ({"label", "r", "B", "calls_per_case", "accuracy", "accuracy_lo", "accuracy_hi"}), drawn at
+    their measured r. CSS hooks `nb03-r-r`, `nb03-r-batch`, `nb03-r-readout`, `nb03-r-plot`.
+    """
+
+    prefix = "nb03-r"
+    figsize = (11.5, 3.8)
+    blit = True
+
+    def __init__(self, sweep, points=(), r: float = 0.3, batch: int = 4):
+        import ipywidgets as W
+
+        need = {"r", "B", "method", "calls_per_case", "formula", "accuracy", "accuracy_lo", "accuracy_hi"}
+        if not need <= set(sweep.columns):
+            raise ValueError(f"sweep needs the columns {sorted(need)} (lwe.scripted.sweep makes them)")
+        self.sweep = sweep
+        self.rs = sorted(sweep.r.unique())
+        self.bs = sorted(int(b) for b in sweep.B.unique())
+        self.points = list(points)
+        self.tables = {(b, m): sweep[(sweep.B == b) & (sweep.method == m)].sort_values("r")
+                       for b in self.bs for m in ("vanilla", "lwe", "selective")}
+        super().__init__({
+            "r": W.SelectionSlider(options=self.rs, value=min(self.rs, key=lambda x: abs(x - r)),
+                                   description="scripted judge's r"),
+            "batch": W.SelectionSlider(options=self.bs, value=batch if batch in self.bs else self.bs[0],
+                                       description="update batch B"),
+        })
+
+    def build(self, fig) -> list:
+        """Calls per case against r (left) and accuracy against r (right): scripted curves, real judges as points."""
+        self.ax_c, self.ax_a = fig.subplots(1, 2)
+        ax = self.ax_c
+        (self.l_lwe,) = ax.plot([], [], "-o", ms=4, color=style.COLORS[1], label="LWE (scripted)")
+        (self.l_sel,) = ax.plot([], [], "-o", ms=4, color=style.COLORS[0], label="Selective LWE (scripted)")
+        (self.l_form,) = ax.plot([], [], ":", color="k", lw=1.2, label="2 + r (3 + 1/B)")
+        (self.l_goal,) = ax.plot([], [], "--", color="0.5", lw=1, label="0.6 x LWE (the goal)")
+        self.v_c = ax.axvline(self.rs[0], color="0.3", lw=0.8)
+        for i, p in enumerate(self.points):
+            ax.plot([p["r"]], [p["calls_per_case"]], marker="*^sD"[i % 4], ms=11, ls="none",
+                    color=style.COLORS[(i + 2) % len(style.COLORS)], label=p["label"])
+        ax.set_xlim(-0.02, 1.05)
+        ax.set_ylim(0, max(formula_calls_per_case("lwe", b) for b in self.bs) * 1.3)
+        style.label_axes(ax, "inconsistent share r", "LLM calls per case", "cost", loc="upper left",
+                         fontsize="x-small", ncol=2)
+        ax = self.ax_a
+        (self.a_van,) = ax.plot([], [], "-", color="0.55", label="vanilla (scripted)")
+        (self.a_lwe,) = ax.plot([], [], "-", color=style.COLORS[1], label="LWE (scripted)")
+        (self.a_sel,) = ax.plot([], [], "-", color=style.COLORS[0], label="Selective LWE (scripted)")
+        self.v_a = ax.axvline(self.rs[0], color="0.3", lw=0.8)
+        self.err_sel = ax.errorbar([0], [0], yerr=[[0], [0]], fmt="o", color=style.COLORS[0], capsize=4)
+        for i, p in enumerate(self.points):
+            ax.errorbar([p["r"]], [p["accuracy"]], yerr=[[p["accuracy"] - p["accuracy_lo"]],
+                                                          [p["accuracy_hi"] - p["accuracy"]]],
+                        fmt="*^sD"[i % 4], ms=10, capsize=3, color=style.COLORS[(i + 2) % len(style.COLORS)],
+                        label=p["label"])
+        ax.set_xlim(-0.02, 1.05)
+        ax.set_ylim(0, 1.15)
+        style.label_axes(ax, "inconsistent share r", "accuracy", "quality (95 % intervals)", loc="lower left",
+                         fontsize="x-small", ncol=2)
+        return [self.l_lwe, self.l_sel, self.l_form, self.l_goal, self.v_c, self.a_van, self.a_lwe, self.a_sel,
+                self.v_a, self.err_sel.lines[0], *self.err_sel.lines[1], *self.err_sel.lines[2]]
+
+    def compute(self, r: float, batch: int) -> dict:
+        """The scripted curves at B and the chosen r's row (look-ups only)."""
+        t = {m: self.tables[(batch, m)] for m in ("vanilla", "lwe", "selective")}
+        row = {m: t[m][t[m].r == r].iloc[0] for m in t}
+        return {"r": r, "batch": batch, "curves": t, "row": row,
+                "ratio": row["selective"].calls_per_case / row["lwe"].calls_per_case}
+
+    def draw(self, st: dict) -> str:
+        """Move the curves, the r marker and the chosen point; return the readout."""
+        t, row, r = st["curves"], st["row"], st["r"]
+        self.l_lwe.set_data(t["lwe"].r, t["lwe"].calls_per_case)
+        self.l_sel.set_data(t["selective"].r, t["selective"].calls_per_case)
+        xs = np.linspace(0, 1, 11)
+        self.l_form.set_data(xs, [formula_calls_per_case("selective", st["batch"], x) for x in xs])
+        self.l_goal.set_data([0, 1.05], [0.6 * formula_calls_per_case("lwe", st["batch"])] * 2)
+        self.v_c.set_xdata([r, r])
+        self.v_a.set_xdata([r, r])
+        for line, m in ((self.a_van, "vanilla"), (self.a_lwe, "lwe"), (self.a_sel, "selective")):
+            line.set_data(t[m].r, t[m].accuracy)
+        s = row["selective"]
+        self.err_sel.lines[0].set_data([r], [s.accuracy])
+        self.err_sel.lines[2][0].set_segments([np.array([[r, s.accuracy_lo], [r, s.accuracy_hi]])])
+        for cap, y in zip(self.err_sel.lines[1], (s.accuracy_lo, s.accuracy_hi), strict=True):
+            cap.set_data([r], [y])
+        lw, v = row["lwe"], row["vanilla"]
+        return (f"scripted judge (simulation), r = {r:.1f}, B = {st['batch']}: Selective LWE "
+                f"{s.calls_per_case:.2f} calls/case vs LWE {lw.calls_per_case:.2f} ({st['ratio']:.2f}x; goal <= 0.60) · "
+                f"accuracy Selective {s.accuracy:.2f} [{s.accuracy_lo:.2f}, {s.accuracy_hi:.2f}], "
+                f"LWE {lw.accuracy:.2f}, vanilla {v.accuracy:.2f} · {int(s.n)} cases")
