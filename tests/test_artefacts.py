@@ -131,7 +131,18 @@ def _lwe_runs(path: Path) -> None:
     from nblib.lwe import bench
 
     meta, runs = bench.load_runs(path)
-    assert meta["command"] and runs and all(r.n == meta["n"] for r in runs.values())
+    assert meta["command"] and runs and all(0 < r.n <= meta["n"] for r in runs.values())
+    for name, job in meta.get("jobs", {}).items():      # each run as long as the job that made it says
+        assert runs[name].n == job["n"] and job["wall_s"] >= 0 and job["command"], name
+
+
+def _lwe_store(path: Path) -> None:
+    from nblib.lwe import ResponseStore
+
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    store = ResponseStore(path, write=False)
+    assert not store.skipped and len(store) == len(lines), f"{path}: a cut or repeated line"
+    assert all(r["kind"] in ("generate", "score") for r in store.rows.values())
 
 
 def _docs(path: Path) -> None:
@@ -180,6 +191,14 @@ def _hierrouter_results(path: Path) -> None:
     assert out["rows"] and out["summary"]["sweep"] and out["command"]
 
 
+def _steer_frontier(path: Path) -> None:
+    from nblib import steer
+
+    fr = steer.bench.load_frontier(path)
+    s = steer.summary(fr)
+    assert s["confidence_read"] in steer.READS and set(fr.profiles) == {"latency_cpu", "latency_gpu"}
+
+
 # (pattern relative to data/, loader): the first pattern that matches claims the file
 LOADERS = [
     ("**/README.md", _docs),
@@ -198,12 +217,14 @@ LOADERS = [
     ("cast/benchmark_cpu.json", _cast_benchmark),
     ("lwe/*_pairs.jsonl", _lwe_cases),
     ("lwe/runs_*.json", _lwe_runs),
+    ("lwe/store_*.jsonl", _lwe_store),
     ("d2dmoe/*_delta.safetensors", _d2dmoe_delta),
     ("d2dmoe/*_routers_e*.safetensors", _d2dmoe_routers),
     ("d2dmoe/multiemo_subset.jsonl", _d2dmoe_multiemo),
     ("hierrouter/policy_*.safetensors", _hierrouter_policy),
     ("hierrouter/policy_*.json", lambda p: _hierrouter_policy(p.with_suffix(".safetensors"))),
     ("hierrouter/results.json", _hierrouter_results),
+    ("steer/frontier_v2.json.gz", _steer_frontier),
     ("**/*.jsonl", _jsonl),
     ("**/*.json", _json),
 ]

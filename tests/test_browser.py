@@ -47,7 +47,8 @@ class Panel(NamedTuple):
 
 
 PANELS = [
-    Panel("03_lwe.ipynb", "nb03-batch", ("ArrowRight",), "nb03-readout", "B 4 ·", "B 8 ·"),  # B: 2 -> 4 -> 8
+    Panel("03_lwe.ipynb", "nb03-batch", ("ArrowRight",), "nb03-readout", "B 4 ·", "B 8 ·"),  # B: 4 -> 8 (the shipped runs)
+    Panel("03_lwe.ipynb", "nb03-r-r", ("ArrowRight",), "nb03-r-readout", "r = 0.3,", "r = 0.4,"),  # the r panel
     Panel("00_measuring_inference_cost.ipynb", "nb00-batch", ("ArrowRight",) * 2, "nb00-readout", "batch 1 ·",
           "batch 4 ·"),           # a SelectionSlider over the measured batch sizes: 1 -> 2 -> 4
     Panel("01_koala.ipynb", "nb01-depth-dw-3", ("ArrowLeft",), "nb01-readout", "DW-3 1R x T6", "DW-3 1R x T5"),
@@ -217,7 +218,7 @@ def _shutdown_kernels(lab, path: str) -> None:
             _api(lab["base"], lab["token"], f"/api/sessions/{sess['id']}", method="DELETE")
 
 
-@pytest.mark.parametrize("panel", PANELS, ids=[p.notebook.split("_")[0] for p in PANELS])
+@pytest.mark.parametrize("panel", PANELS, ids=[p.notebook.split("_")[0] + ("-" + p.slider if [q.notebook for q in PANELS].count(p.notebook) > 1 else "") for p in PANELS])
 def test_lab_runs_a_notebook_and_a_slider_redraws(lab, page, foreign, panel: Panel):
     shots = Path(os.environ.get("SHOT_DIR") or tempfile.mkdtemp(prefix="shots-"))
     shots.mkdir(parents=True, exist_ok=True)

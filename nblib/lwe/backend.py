@@ -53,8 +53,9 @@ class ResponseStore:
     and a warning names the file. Every append starts on a fresh line, so a cut line never swallows the next row.
     """
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, write: bool = True):
         self.path = Path(path) if path is not None else None
+        self.write = write                # False: read the file, keep new rows in memory (a shipped store stays as is)
         self.rows: dict[str, dict] = {}
         self.skipped: list[int] = []      # 1-based line numbers of unreadable lines
         if self.path is not None and self.path.exists():
@@ -97,7 +98,7 @@ class ResponseStore:
         """Store a row (and append it to the file at once, so a killed run loses nothing done)."""
         row = {"key": key, **row}
         self.rows[key] = row
-        if self.path is not None:
+        if self.path is not None and self.write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a+b") as f:
                 f.seek(0, os.SEEK_END)

@@ -62,6 +62,14 @@ def compare(lm, cases, methods=("vanilla", "logprob", "ssp", "lwe", "selective")
     return out
 
 
+def config_of(rec: RunRecord, **overrides) -> JudgeConfig:
+    """The JudgeConfig a run was made with (from its record), with `overrides`."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(JudgeConfig)}
+    return JudgeConfig(**{**{k: v for k, v in rec.config.items() if k in names}, **overrides})
+
+
 def _cfg_dict(cfg: JudgeConfig) -> dict:
     import dataclasses
 

@@ -306,3 +306,66 @@ class RPanel(SliderPanel):
                 f"{s.calls_per_case:.2f} calls/case vs LWE {lw.calls_per_case:.2f} ({st['ratio']:.2f}x; goal <= 0.60) · "
                 f"accuracy Selective {s.accuracy:.2f} [{s.accuracy_lo:.2f}, {s.accuracy_hi:.2f}], "
                 f"LWE {lw.accuracy:.2f}, vanilla {v.accuracy:.2f} · {int(s.n)} cases")
+
+
+def margins_figure(rec, priors: dict) -> Figure:
+    """Per-order log-prob margins of a log-prob run: original order against swapped, with the position priors.
+
+    A judge without position bias puts every case on the line m_swapped = -m (its verdict flips with the
+    answers); a judge that prefers the first-shown answer moves the cloud up and right. The debiased gate
+    calls a case consistent when the two margins fall on opposite sides of the prior b (the shaded quadrants).
+    """
+    m = np.array([r["margin"] for r in rec.cases], float)
+    s = np.array([r.get("swap_margin") for r in rec.cases], float)
+    right = np.array([r["better"] == "A" for r in rec.cases])
+    with style.context():
+        fig = Figure(figsize=(10.5, 3.8), dpi=90)
+        ax1, ax2 = fig.subplots(1, 2)
+        lim = float(np.nanmax(np.abs(np.r_[m, s, list(priors.values())]))) * 1.1 + 0.1
+        ax1.plot([-lim, lim], [lim, -lim], color="0.6", lw=1, ls=":", label="no position bias: m_swapped = -m")
+        ax1.scatter(m[right], s[right], s=16, color=style.COLORS[0], label="better answer shown first")
+        ax1.scatter(m[~right], s[~right], s=16, color=style.COLORS[1], marker="x", label="better answer shown second")
+        for i, (name, b) in enumerate(priors.items()):
+            ax1.axvline(b, color=style.COLORS[2 + i], lw=1, ls="--", label=f"prior b: {name}")
+            ax1.axhline(b, color=style.COLORS[2 + i], lw=1, ls="--")
+        ax1.set_xlim(-lim, lim)
+        ax1.set_ylim(-lim, lim)
+        style.label_axes(ax1, "margin m, original order (nats)", "margin, answers swapped (nats)",
+                         "log P(A) - log P(B) after the vanilla prompt", loc="lower left", fontsize="x-small")
+        bins = np.linspace(-lim, lim, 25)
+        ax2.hist(m, bins=bins, alpha=0.6, color=style.COLORS[0], label="original order")
+        ax2.hist(s, bins=bins, alpha=0.6, color=style.COLORS[1], label="answers swapped")
+        for i, (name, b) in enumerate(priors.items()):
+            ax2.axvline(b, color=style.COLORS[2 + i], lw=1.5, ls="--", label=f"prior b: {name}")
+        ax2.axvline(0, color="k", lw=0.8)
+        style.integer_axis(ax2, "y")
+        style.label_axes(ax2, "margin (nats; > 0: says A)", "cases", "one order at a time",
+                         loc="upper left", fontsize="x-small")
+        fig.tight_layout()
+    return fig
+
+
+def trace_summary(rec, index: int = 0) -> str:
+    """One traced LWE step in words, generated from the run record (what the trace above shows)."""
+    from .parse import parse_verdict
+
+    rows = [r for r in rec.cases if r.get("rubric") is not None]
+    if not rows:
+        return "This run has no LWE step to trace (every case passed the selective gate)."
+    r = rows[index]
+    upd = next((h for h in rec.meta_history if r["id"] in h.get("batch", [])), None)
+    parsed = parse_verdict(r.get("judgment") or "")
+    how = ("the judgment names it" if r["verdict_from"] == "parse" else
+           "the judgment names no verdict, so it comes from the log-probabilities of [[A and [[B after it"
+           if r["verdict_from"] == "logprob" else "no verdict could be obtained")
+    out = (f"Case `{r['id']}`: the meta-prompt (version {r.get('meta_version', 0)}) wrote a rubric of "
+           f"{len(r['rubric'])} characters; the judgment has {len(r.get('judgment') or '')} characters and its "
+           f"verdict is {r['verdict']} ({how}; parsed: {parsed}), against the label {r['better']}: "
+           f"{'right' if r['verdict'] == r['better'] else 'wrong'}. The self-feedback's label is "
+           f"{r.get('feedback_label')!r}.")
+    if upd is not None:
+        state = ("was accepted and replaced M" if upd["accepted"] else
+                 f"was not used ({upd['reason']}), so M stayed as it was")
+        out += (f" After case {upd['after_case']} the rewrite of M had {upd['candidate_chars']} characters and "
+                f"{state}.")
+    return out

@@ -40,3 +40,14 @@ def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path, method,
     assert [r["id"] for r in resumed.cases] == [c.id for c in cases]   # no case lost or judged twice
     assert [r["verdict"] for r in resumed.cases] == [r["verdict"] for r in whole.cases]
     assert resumed.generations() == whole.generations()
+
+
+def test_a_read_only_store_answers_from_its_file_and_never_writes_it(tmp_path):
+    cases = lwe.stream(lwe.load("hhh"), n=8)
+    path = tmp_path / "shipped.jsonl"
+    lwe.run("selective", scripted.ScriptedJudge(cases, 0.5), cases[:4], store=lwe.ResponseStore(path))
+    before = path.read_bytes()
+    judge = scripted.ScriptedJudge(cases, 0.5)
+    rec = lwe.run("selective", judge, cases, store=lwe.ResponseStore(path, write=False))
+    assert rec.n == 8 and path.read_bytes() == before
+    assert 0 < judge.calls < rec.generations()        # the first four cases came from the file
