@@ -84,7 +84,9 @@ def test_shipped_runs_load_and_drive_the_panel():
     meta, recs = bench.load_runs()
     assert meta["model"] == "smollm2" and "command" in meta and meta["machine"]["loadavg"]
     for k, r in recs.items():
-        assert r.n == meta["n"] and r.status == "complete", k
+        assert 0 < r.n <= meta["n"] and r.status == "complete", k
+        if k in meta.get("jobs", {}):
+            assert r.n == meta["jobs"][k]["n"], k
         assert r.generations() == lwe.expected_calls(
             r.method, r.n, r.config["batch_size"],
             inconsistent=sum(c.get("used_lwe", False) for c in r.cases), run_swap=r.config["run_swap"])
@@ -94,3 +96,26 @@ def test_shipped_runs_load_and_drive_the_panel():
 def test_panel_needs_both_runs():
     with pytest.raises(ValueError, match="at least one batch size"):
         panel.LWEPanel({})
+
+
+def test_r_panel_moves_over_the_scripted_sweep():
+    from nblib.lwe import scripted
+
+    sweep = scripted.sweep(lwe.stream(lwe.load("hhh"), n=40), batch_sizes=(2, 4))
+    pt = {"label": "real", "r": 0.9, "calls_per_case": 5.0, "accuracy": 0.5, "accuracy_lo": 0.3, "accuracy_hi": 0.7}
+    p = panel.RPanel(sweep, [pt], r=0.3, batch=4)
+    st = p.state(r=0.5, batch=2)
+    assert st["row"]["selective"].calls_per_case == pytest.approx(2 + 0.5 * (3 + 1 / 2))
+    assert st["ratio"] == pytest.approx((2 + 0.5 * 3.5) / 5.5)
+    p.set(r=1.0, batch=4)
+    assert "r = 1.0, B = 4" in p.label.value and "1.00x" in p.label.value
+    with pytest.raises(ValueError, match="columns"):
+        panel.RPanel(sweep.drop(columns=["formula"]))
+
+
+def test_trace_summary_says_what_the_record_says(scripted, cases):
+    rec = lwe.run("lwe", scripted(update_chars=100), cases[:4], lwe.JudgeConfig(batch_size=4))
+    text = panel.trace_summary(rec)
+    assert f"verdict is {rec.cases[0]['verdict']}" in text and "M stayed as it was" in text
+    ok = lwe.run("lwe", scripted(update_chars=900), cases[:4], lwe.JudgeConfig(batch_size=4))
+    assert "was accepted and replaced M" in panel.trace_summary(ok)
