@@ -1,14 +1,20 @@
-"""Benchmark STEER on the task world: accuracy and FLOPs of every method along its frontier, plus wall time.
+"""Benchmark STEER on the task world v2 ladder: the share of large-only's cost each method saves, three accountings.
 
-    python benchmarks/steer.py [--test 200] [--long-steps 8] [--long-test 100] [--thresholds 25] [--quick]
+    python benchmarks/steer.py [--test 400] [--calib 200] [--thresholds 25] [--quick]
 
-Methods, side by side in one run on the same test problems: small-only (tiny), large-only, mid alone, STEER
-(tiny + large) over a grid of thresholds, STEER with mid as the small model, query-level routing (the whole
-problem to one model, decided by the small model's confidence on its first step) and random step routing at
-STEER's large-step shares. Then the same on problems longer than the models were trained on (8 steps; they
-saw 1-6). FLOPs are analytic per problem (nblib.cost.transformer_flops), prefill counted. Wall time: interleaved
-repeats of small-only, large-only and STEER at its within-1-point threshold, median and spread, with the load
-average. The last line is one JSON object.
+Methods, side by side in one run on the same test problems of the v2 mix (nblib.taskworld.problems.V2_MIX):
+small-only (v2-tiny), large-only (v2-large), v2-mid alone, STEER (v2-tiny + v2-large) over a grid of
+thresholds, STEER with v2-mid as the small model, query-level routing, random step routing at STEER's
+large-step shares, and the per-query mix of small-only and large-only (the straight line a router must beat).
+Before that, the AUROC of each confidence read (the paper's first token; the first result digit; every result
+digit; the whole-step draft) against step validity; STEER runs with the best.
+
+Costs, from the same runs (one ledger per run, nothing re-run): generated-token FLOPs (each token charged to
+its writer), FLOPs with reads (the large model pays to read hand-overs), latency on this CPU (a profile
+measured for the task models, one thread, batch 1) and latency on an H100 (a roofline "as if" 1.5B / 7B / 32B,
+modelled). The last line is one JSON object: `saved_at_large_minus_1pt` = {accounting: {steer, query, random}}
+(the share of large-only's cost saved at each method's lowest threshold within 1 point of large-only's
+accuracy), `large_step_share`, `confidence_auroc`, the CPU model and BLAS, the load average.
 """
 from __future__ import annotations
 
@@ -24,82 +30,52 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nblib import quick, steer  # noqa: E402
-from nblib import taskworld as tw  # noqa: E402
-from nblib.cost import time_fn  # noqa: E402
+from nblib.cost import blas_name, cpu_model  # noqa: E402
 
 
-def frontier_table(fr) -> str:
-    """Each method's points at a few large-step shares, as text."""
-    big = steer.bench.large_point(fr)
-    rows = []
+def table(fr) -> str:
+    """Each method's point within 1 point of large-only (or its best), under every accounting, as text."""
+    lines = [f"{'method':26s} {'share L':>7s} {'acc':>6s}  " + "  ".join(f"{a:>17s}" for a in steer.ACCOUNTINGS)]
     for m in dict.fromkeys(fr.points.method):
-        pts = steer.bench.method_points(fr, m)
-        take = sorted(set([0, len(pts) - 1] + [int(k) for k in (len(pts) * 0.25, len(pts) * 0.5, len(pts) * 0.75)]))
-        for k in take:
-            if k >= len(pts):
-                continue
-            p = pts.iloc[k]
-            rows.append(f"{m:24s} τ={p.threshold:<10.4g} share L {p.large_share:5.2f}  acc {p.accuracy:.3f}  "
-                        f"FLOPs/large {p.flops / big['flops']:.3f}  (large read {p.large_prefill / big['flops']:.3f}, "
-                        f"large write {p.large_decode / big['flops']:.3f})")
-    return "\n".join(rows)
+        rows = [steer.bench.at_large_minus(fr, m, accounting=a) for a in steer.ACCOUNTINGS]
+        r = rows[0]
+        lines.append(f"{m:26s} {r['large_share']:7.2f} {r['accuracy']:6.3f}  "
+                     + "  ".join(f"{x['rel']:8.3f}x ({'ok' if x['reached'] else 'no'})  " for x in rows))
+    return "\n".join(lines)
 
 
 def main() -> None:
-    """Measure both frontiers and the wall times; print tables, then one JSON line."""
+    """Measure the frontier (cached), print the reads, the table and the profiles, then one JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--test", type=int, default=200)
-    ap.add_argument("--long-steps", type=int, default=8)
-    ap.add_argument("--long-test", type=int, default=100)
+    ap.add_argument("--test", type=int, default=400)
+    ap.add_argument("--calib", type=int, default=200)
     ap.add_argument("--thresholds", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--quick", action="store_true", help="40 problems, 9 thresholds (CI)")
+    ap.add_argument("--quick", action="store_true", help="60 problems, 9 thresholds (CI)")
     a = ap.parse_args()
     if a.quick or quick():
-        a.test, a.thresholds, a.long_test = 40, 9, 30
+        a.test, a.calib, a.thresholds = 60, 60, 9
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    print(f"load average before: {os.getloadavg()} (2 cores shared: wall times are indicative)")
-    cfg = steer.FrontierConfig(n_test=a.test, n_calib=a.test, n_thresholds=a.thresholds)
+    print(f"load average before: {os.getloadavg()} (2 cores shared: the CPU latency profile is indicative)")
+    cfg = steer.FrontierConfig(n_test=a.test, n_calib=a.calib, n_thresholds=a.thresholds)
     fr = steer.frontier(cfg)
-    cfg_long = steer.FrontierConfig(n_test=a.long_test, n_calib=a.long_test, n_thresholds=a.thresholds,
-                                    n_steps=a.long_steps, mid=None)
-    fr_long = steer.frontier(cfg_long)
-    for name, f in (("test split (1-6 steps)", fr), (f"longer problems ({a.long_steps} steps)", fr_long)):
-        print(f"\n== {name}: {f.config.n_test} problems; params {f.params}; compute wall {f.wall_s}")
-        print(frontier_table(f))
-        s = steer.summary(f)
-        print("summary:", s)
-    # wall time: interleaved repeats (small-only, large-only, STEER at its within-1-point threshold)
+    print(f"\n{cfg.n_test} test problems of the v2 mix; params {fr.params}; compute wall {fr.wall_s}")
+    print("\nconfidence reads (AUROC against step validity, small model's own solutions of validation problems):")
+    print(fr.reads.to_string(index=False))
+    print(f"\nlatency profiles: {[p.label for p in fr.profiles.values()]}")
+    for name, p in fr.profiles.items():
+        for m, sec in p.seconds.items():
+            print(f"  {name:12s} {m:9s} " + " ".join(f"{k}:{s * 1e3:.3f}ms" for k, s in zip(p.chunks, sec, strict=True)))
+    print("\ncost / large-only at each method's lowest threshold within 1 point of large-only ('no': never within):")
+    print(table(fr))
     s = steer.summary(fr)
-    router = steer.bench.steer_router(tw.load_model(cfg.small), tw.load_model(cfg.large), cfg)
-    prompts = [tw.prompt_of(p) for p in tw.problems.problems("test", min(a.test, 64), cfg.seed)]
-    dec = steer.ConfidenceDecider(fr.calibrator)
-    tau = s["steer_threshold_at_large_minus_1pt"]
-    fns = {"small-only": lambda: router.run(prompts, [0.0], dec), "large-only": lambda: router.run(prompts, [1.0], dec),
-           f"STEER τ={tau:.4g}": lambda: router.run(prompts, [tau], dec)}
-    samples = {k: [] for k in fns}
-    for _ in range(3):
-        for k, fn in fns.items():
-            samples[k].append(time_fn(fn, warmup=0, repeats=1).median_ms)
-    print(f"\nwall time for {len(prompts)} problems (batched), 3 interleaved repeats, load {os.getloadavg()}:")
-    walls = {}
-    for k, v in samples.items():
-        v = sorted(v)
-        walls[k] = v[1]
-        print(f"  {k:20s} median {v[1] / 1e3:.2f} s (min {v[0] / 1e3:.2f}, max {v[-1] / 1e3:.2f})")
-    sl = steer.summary(fr_long)
-    out = {**s, "long_steps": a.long_steps,
-           **{f"long_{k}": v for k, v in sl.items() if k in ("large_accuracy", "small_accuracy",
-                                                              "steer_accuracy_at_best",
-                                                              "steer_flops_saved_at_large_minus_1pt",
-                                                              "query_routing_flops_saved_at_large_minus_1pt",
-                                                              "random_flops_saved_at_large_minus_1pt",
-                                                              "large_steps_share_at_that_threshold")},
-           "wall_s_small_only": round(walls["small-only"] / 1e3, 3), "wall_s_large_only": round(walls["large-only"] / 1e3, 3),
-           "wall_s_steer_at_that_threshold": round(walls[f"STEER τ={tau:.4g}"] / 1e3, 3),
-           "n_test": a.test, "n_test_long": a.long_test, "n_thresholds": a.thresholds, "loadavg": [round(x, 2) for x in os.getloadavg()],
-           "total_s": round(time.perf_counter() - t0, 1)}
+    print("\nwhy FLOPs with reads save less: the large model reads every token before its last hand-over "
+          "(KV caches kept); generated-token FLOPs and the GPU latency charge a hand-over about one decode step.")
+    out = {**s, "n_test": a.test, "n_calib": a.calib, "n_thresholds": a.thresholds,
+           "cpu": cpu_model(), "blas": blas_name(), "threads": a.threads,
+           "latency_profiles": {k: p.label for k, p in fr.profiles.items()},
+           "loadavg": [round(x, 2) for x in os.getloadavg()], "total_s": round(time.perf_counter() - t0, 1)}
     print(json.dumps(out))
 
 

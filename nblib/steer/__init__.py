@@ -8,13 +8,17 @@ Notebook 04's sections and where their code lives:
 - routed generation: one KV cache per model, hand-overs, FLOPs by model and kind        -> `engine`
 - model pairs: the task world's ladder, two Hugging Face LMs sharing a tokenizer        -> `pair`
 - two servers / any `nblib.llm` models (step drafts with log-probs)                     -> `text`
+- three cost accountings of the same runs (generated-token FLOPs, FLOPs with reads, latency) -> `accounting`
+- latency profiles: measured on this CPU, a GPU roofline "as if" bigger models              -> `latency`
 - the measured frontier and every baseline (cached), the benchmark's numbers            -> `bench`
 - the figures and the threshold slider                                                  -> `panel`
 """
-from . import bench, confidence, engine, pair, panel, routing, steps, text
-from .bench import Frontier, FrontierConfig, frontier, summary
+from . import accounting, bench, confidence, engine, latency, pair, panel, routing, steps, text
+from .accounting import ACCOUNTINGS, UnknownAccounting
+from .bench import READS, Frontier, FrontierConfig, frontier, summary
 from .confidence import Calibrator, score_logits
 from .engine import ConfidenceDecider, RandomDecider, RoutedRun, Router, RouterConfig, goes_large
+from .latency import LatencyProfile, MissingModel
 from .pair import TASKWORLD_READ, chat_prompt, hf_router, taskworld_router
 from .panel import SteerPanel
 from .routing import check_threshold, threshold_grid
@@ -23,8 +27,8 @@ from .steps import (BLANK_LINE, NUMBERED, TASKWORLD, DelimiterNeverOccurs, HFVoc
 from .text import route_text
 
 __all__ = [
-    "bench", "confidence", "engine", "pair", "panel", "routing", "steps", "text",
-    "Frontier", "FrontierConfig", "frontier", "summary", "Calibrator", "score_logits", "ConfidenceDecider",
+    "accounting", "bench", "confidence", "engine", "latency", "pair", "panel", "routing", "steps", "text",
+    "ACCOUNTINGS", "UnknownAccounting", "READS", "LatencyProfile", "MissingModel", "Frontier", "FrontierConfig", "frontier", "summary", "Calibrator", "score_logits", "ConfidenceDecider",
     "RandomDecider", "RoutedRun", "Router", "RouterConfig", "goes_large", "TASKWORLD_READ", "chat_prompt",
     "hf_router", "taskworld_router", "SteerPanel", "check_threshold", "threshold_grid", "BLANK_LINE", "NUMBERED",
     "TASKWORLD", "DelimiterNeverOccurs", "HFVocab", "StepFormat", "TaskVocab", "TokenizerMismatch", "route_text",

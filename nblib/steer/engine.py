@@ -44,6 +44,10 @@ class Event:
     flops: int
     step: int            # the step (0-based) this forward belongs to
     wasted: bool = False  # a small-model draft token thrown away because the step went to the large model
+    call: int = -1        # the forward pass (per row) this event is part of: a hand-over read and the model's own
+                          # last token go through one forward, recorded as two events with the same call
+    gen_flops: int = 0    # on the last event of a call: FLOPs of the one token that forward generated (one token
+                          # at its position), the generated-token accounting's charge; 0 on the call's other events
 
 
 @dataclass
@@ -56,9 +60,12 @@ class Step:
     text: str
     ended: str                   # 'delimiter' | 'eos' | 'cap'
     score: float | None = None   # raw confidence (None when the small model was not asked)
+    read: list = field(default_factory=list)  # positions in the small model's draft whose scores made `score`
     value: float | None = None   # the routing value compared with the threshold (posterior, or a random draw)
     flops: dict = field(default_factory=dict)  # model -> FLOPs spent at this step
     handover_tokens: int = 0     # tokens the large model prefilled for this step
+    drafted: list = field(default_factory=list)  # the small model's draft (token ids) when it was asked; thrown
+                                                 # away when the large model wrote the step
 
 
 @dataclass
@@ -84,6 +91,23 @@ class RoutedRun:
     def tokens_of(self, model: str, kind: str | None = None) -> int:
         """Tokens one model processed (optionally one kind)."""
         return int(sum(e.tokens for e in self.events if e.model == model and (kind is None or e.kind == kind)))
+
+    def generated_flops_of(self, model: str | None = None) -> int:
+        """Generated-token FLOPs: each generated token (kept or a thrown-away draft) charged once to its writer."""
+        return int(sum(e.gen_flops for e in self.events if model is None or e.model == model))
+
+    def generated_tokens_of(self, model: str) -> int:
+        """Tokens one model generated (its forward passes: each produces one token), drafts included."""
+        return len({e.call for e in self.events if e.model == model})
+
+    def calls(self) -> list[tuple[str, int, int]]:
+        """Every forward pass of this run, in order: (model, tokens read in that pass, tokens before them)."""
+        out: dict[int, list] = {}
+        for e in self.events:
+            c = out.setdefault(e.call, [e.model, 0, e.past])
+            c[1] += e.tokens
+            c[2] = min(c[2], e.past)
+        return [tuple(v) for _, v in sorted(out.items())]
 
     @property
     def large_steps(self) -> int:
@@ -251,10 +275,13 @@ class Row:
     draft_cols: list[int] = field(default_factory=list)
     score: float | None = None
     token_scores: list[float] = field(default_factory=list)
+    read: list = field(default_factory=list)      # positions of the draft whose scores made the step's score
+    drafted: list = field(default_factory=list)   # the small model's draft of this step (ids)
     value: float | None = None
     step_start_events: int = 0
     handover: int = 0
     last_end: int = 0            # context length after the last committed step
+    calls: int = 0               # forward passes so far (the next call id)
 
     def fork(self, taus: list[int]) -> "Row":
         """A copy standing for the thresholds `taus`."""
@@ -262,23 +289,52 @@ class Row:
         new.taus = list(taus)
         new.ctx, new.cur, new.draft_cols = list(self.ctx), list(self.cur), list(self.draft_cols)
         new.seen, new.steps, new.events = dict(self.seen), list(self.steps), list(self.events)
-        new.token_scores = list(self.token_scores)
+        new.token_scores, new.read, new.drafted = list(self.token_scores), list(self.read), list(self.drafted)
         return new
+
+
+#: where a step's confidence is read: from the step's first token (the paper: "prior to generating a step"),
+#: or from its result (the tokens after the first marker the small model drafts: '=' in the task world, '#'
+#: on the answer line); see `RouterConfig`
+READ_AT = ("start", "result")
 
 
 @dataclass
 class RouterConfig:
-    """How a routed generation reads confidence: the score, the first tokens it averages, how."""
+    """How a routed generation reads confidence: the score, where in the step, over how many tokens, how.
+
+    at='start': the scores of the step's first `lookahead` tokens (lookahead=1: the paper's read, before the step;
+    16: the whole-step draft). at='result': the small model drafts up to the first token after a marker in
+    `markers` (the step's first result digit) and the score aggregates the drafted tokens after the marker
+    ('first': that digit alone; 'min'/'mean': every result token up to the step's end); a step with no marker
+    within `lookahead` drafted tokens falls back to all of them. Only tokens the small model drafted are read.
+    """
 
     score: str = "max_prob"
-    lookahead: int = 1         # tokens of the step the small model drafts to read its confidence (1: the first)
+    lookahead: int = 1         # tokens of the step the small model may draft to read its confidence (1: the first)
     aggregate: str = "mean"
+    at: str = "start"          # 'start' | 'result'
+    markers: tuple = ("=", "#")
 
     def __post_init__(self):
         check_score(self.score)
         if isinstance(self.lookahead, bool) or not isinstance(self.lookahead, int) or self.lookahead < 1:
             raise ValueError(f"lookahead must be a whole number of tokens >= 1, got {self.lookahead!r}")
         aggregate([0.0], self.aggregate)
+        if self.at not in READ_AT:
+            raise ValueError(f"unknown read position at={self.at!r}; use one of {READ_AT}")
+        if self.at == "result" and (not self.markers or not all(isinstance(m, str) and m for m in self.markers)):
+            raise ValueError(f"at='result' needs non-empty marker strings, got markers={self.markers!r}")
+
+    @property
+    def label(self) -> str:
+        """A short name of this read, e.g. 'max_prob, first token' or 'max_prob, result digits (min)'."""
+        if self.at == "result":
+            return f"{self.score}, first result digit" if self.aggregate == "first" else \
+                f"{self.score}, result digits ({self.aggregate})"
+        if self.lookahead == 1:
+            return f"{self.score}, first token"
+        return f"{self.score}, {self.lookahead}-token draft ({self.aggregate})"
 
 
 class Router:
@@ -288,6 +344,7 @@ class Router:
         self.small, self.large, self.vocab = small, large, vocab
         self.fmt = fmt or vocab.fmt
         self.config = config or RouterConfig()
+        self._is_marker: dict[int, bool] = {}
         for name, m in (("small", small), ("large", large)):
             v = getattr(getattr(m, "config", None), "vocab_size", None)
             if v is not None and v < vocab.vocab_size:
@@ -332,7 +389,10 @@ class Router:
                 "'\\n' for the task world, '\\n\\n' (BLANK_LINE) or a 'Step k:' line (NUMBERED) for chat models")
 
     def _event(self, row: Row, model: str, kind: str, tokens: int, past: int, track: Track, wasted=False) -> None:
-        row.events.append(Event(model, kind, tokens, past, track.flops(tokens, past), len(row.steps), wasted))
+        """One forward of `tokens` tokens (one call): it generates one token, charged at its position."""
+        row.events.append(Event(model, kind, tokens, past, track.flops(tokens, past), len(row.steps), wasted,
+                                row.calls, track.flops(1, past + tokens - 1)))
+        row.calls += 1
 
     def _catch_up(self, track: Track, name: str, rows: list[Row], which: list[bool]) -> torch.Tensor | None:
         """Feed each selected row the context tokens this model has not seen; logits at the last one."""
@@ -349,10 +409,12 @@ class Router:
             whole = track.flops(len(c), past[k])
             if own:
                 dec = track.flops(1, past[k])
-                r.events.append(Event(name, "decode", 1, past[k], dec, len(r.steps)))
+                r.events.append(Event(name, "decode", 1, past[k], dec, len(r.steps), call=r.calls))
             if len(c) > own:
                 r.events.append(Event(name, "prefill", len(c) - own, past[k] + own, whole - (dec if own else 0),
-                                      len(r.steps)))
+                                      len(r.steps), call=r.calls))
+            r.events[-1].gen_flops = track.flops(1, past[k] + len(c) - 1)  # the one token this forward generated
+            r.calls += 1
             r.seen[name] = len(r.ctx)
             if name == "large":
                 r.handover += len(c) - own
@@ -370,6 +432,34 @@ class Router:
                 if draft:
                     r.draft_cols.append(col)
         return logits
+
+    def _marker_at(self, ids: Sequence[int]) -> int | None:
+        """Index of the first drafted token that holds a result marker (None: none yet)."""
+        for k, t in enumerate(ids):
+            hit = self._is_marker.get(t)
+            if hit is None:
+                text = self.vocab.decode([t])
+                hit = self._is_marker[t] = any(m in text for m in self.config.markers)
+            if hit:
+                return k
+        return None
+
+    def _read_done(self, r: Row) -> bool:
+        """True when the draft holds every token the confidence read needs (at='result', aggregate='first')."""
+        if self.config.at != "result" or self.config.aggregate != "first":
+            return False
+        m = self._marker_at(r.cur)
+        return m is not None and len(r.cur) > m + 1
+
+    def _read_positions(self, r: Row) -> list[int]:
+        """Positions of the draft whose scores make the step's confidence (only tokens the small model drafted)."""
+        n = len(r.token_scores)
+        if self.config.at == "start":
+            return list(range(min(n, self.config.lookahead)))
+        m = self._marker_at(r.cur)
+        if m is None or m + 1 >= n:
+            return list(range(n))      # no result within the draft: every drafted token
+        return [m + 1] if self.config.aggregate == "first" else list(range(m + 1, n))
 
     def _step_over(self, r: Row) -> bool:
         if r.cur[-1] in self.vocab.eos:
@@ -410,6 +500,7 @@ class Router:
             k_step = len(rows[0].steps)
             for r in rows:
                 r.cur, r.ended, r.draft_cols, r.score, r.token_scores, r.value = [], "", [], None, [], None
+                r.read, r.drafted = [], []
                 r.step_start_events, r.handover = len(r.events), 0
                 pre = fmt.prefix(len(r.steps) + 1)
                 if pre:
@@ -428,7 +519,8 @@ class Router:
                         if w:
                             r.cur, r.token_scores = [t], [s]
                     for _ in range(cfg.lookahead - 1 if decider.reads_small else 0):
-                        act = [w and not self._step_over(r) for r, w in zip(rows, need, strict=False)]
+                        act = [w and not self._step_over(r) and not self._read_done(r)
+                               for r, w in zip(rows, need, strict=False)]
                         if not any(act):
                             break
                         logits = self._decode_tick(S, "small", rows, act, draft=True)
@@ -440,7 +532,9 @@ class Router:
                                 r.token_scores.append(s)
                     for r, w in zip(rows, need, strict=False):
                         if w and decider.reads_small:
-                            r.score = aggregate(r.token_scores[:cfg.lookahead], cfg.aggregate)
+                            r.read = self._read_positions(r)
+                            r.score = aggregate([r.token_scores[k] for k in r.read], cfg.aggregate)
+                            r.drafted = list(r.cur)
                             r.ended = ""
             if decider.reads_small:
                 rows = self._fork(rows, decider, taus, (S, L))
@@ -478,8 +572,8 @@ class Router:
             for r in rows:
                 step_ev = r.events[r.step_start_events:]
                 fl = {m: int(sum(e.flops for e in step_ev if e.model == m)) for m in MODELS}
-                r.steps.append(Step(k_step, r.author, list(r.cur), V.decode(r.cur), r.ended, r.score, r.value, fl,
-                                    r.handover))
+                r.steps.append(Step(k_step, r.author, list(r.cur), V.decode(r.cur), r.ended, r.score, r.read, r.value,
+                                    fl, r.handover, list(r.drafted)))
                 r.ctx += r.cur
                 r.last_end = len(r.ctx)
                 r.seen[r.author] = len(r.ctx) - 1  # its last token is not fed back yet

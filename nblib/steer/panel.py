@@ -7,11 +7,13 @@ from matplotlib.figure import Figure
 
 from .. import style
 from ..panel import SliderPanel
+from . import accounting as acc
 from . import bench
 
-FLOP_PARTS = ("small_prefill", "small_decode", "large_prefill", "large_decode")
-PART_LABELS = ("small: read", "small: write", "large: read (hand-over)", "large: write")
 ROUTE_CMAP = ListedColormap(["#d9d9d9", style.COLORS[0], style.COLORS[3]])  # none, small, large
+LENS = "price lens"                                      # the panel's fifth view: tokens priced at a ratio
+RATIOS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)      # large / small price per output token
+UNITS = {"generated_flops": "FLOPs", "flops_with_reads": "FLOPs", "latency_cpu": "ms", "latency_gpu": "ms"}
 
 
 def baseline_methods(fr) -> list[str]:
@@ -30,82 +32,121 @@ def route_matrix(fr, t: int, width: int | None = None) -> np.ndarray:
     return m
 
 
-def plot_frontier(ax, fr, rel: bool = True) -> dict:
-    """Accuracy against mean FLOPs per problem (relative to large-only) for every method; returns the lines."""
-    big = bench.large_point(fr)["flops"]
+def accounting_label(fr, accounting: str, ratio: float | None = None) -> str:
+    """The name of a view, with the latency profile's provenance ('measured: ...' or 'modelled: ...')."""
+    if accounting == LENS:
+        return f"price lens: large token = {ratio:g}x small, inputs 1/4 of outputs"
+    if accounting.startswith("latency"):
+        return fr.profiles[accounting].label
+    return acc.LABELS[accounting]
+
+
+def cost_table(fr, accounting: str, ratio: float = 20.0):
+    """Every (method, threshold)'s mean cost under a view, with `rel` = its share of large-only's cost."""
+    if accounting == LENS:
+        c = bench.priced(fr, bench.ratio_sheet(fr, ratio))
+    else:
+        c = bench.costs(fr, accounting)
+    big = float(c[c.method == "STEER"].sort_values("t")["cost"].iloc[-1])
+    c = c.merge(fr.points[["method", "t", "accuracy", "large_share", "threshold"]], on=["method", "t"])
+    c["rel"] = c["cost"] / big
+    return c
+
+
+def plot_frontier(ax, fr, accounting: str = "generated_flops", ratio: float = 20.0, table=None) -> dict:
+    """Accuracy against cost per problem (share of large-only's) for every method and the mixing line."""
+    c = cost_table(fr, accounting, ratio) if table is None else table
     lines = {}
     for k, m in enumerate(baseline_methods(fr)):
-        pts = bench.method_points(fr, m)
-        x = pts.flops / big if rel else pts.flops / 1e6
-        style_ = dict(marker="o", ms=3, lw=2.2 if m == "STEER" else 1.3, color=style.COLORS[k % len(style.COLORS)])
+        pts = c[c.method == m].sort_values("t")
+        style_ = dict(marker="o", ms=3, lw=2.2 if m == "STEER" else 1.2, color=style.COLORS[k % len(style.COLORS)])
         if len(pts) == 1:
             style_.update(marker="s", ms=8, lw=0)
-        (lines[m],) = ax.plot(x, pts.accuracy, label=m, **style_)
-    lp = bench.large_point(fr)
-    ax.axhline(lp["accuracy"] - 0.01, color="0.5", lw=0.8, ls=":", label="large-only − 1 pt")
-    style.label_axes(ax, "FLOPs per problem / large-only" if rel else "MFLOPs per problem", "answer accuracy",
-                     "accuracy vs FLOPs", loc="lower right", fontsize="x-small")
+        (lines[m],) = ax.plot(pts.rel, pts.accuracy, label=m, **style_)
+    st = c[c.method == "STEER"].sort_values("t")
+    (lines["mix"],) = ax.plot(st.rel.iloc[[0, -1]], st.accuracy.iloc[[0, -1]], color="0.35", lw=1, ls="--",
+                              label="mix small-only / large-only per query")
+    lines["target"] = ax.axhline(st.accuracy.iloc[-1] - 0.01, color="0.5", lw=0.8, ls=":", label="large-only − 1 pt")
+    style.label_axes(ax, f"cost per problem / large-only ({accounting.replace('_', ' ')})", "answer accuracy",
+                     "accuracy vs cost", loc="lower right", fontsize="x-small")
     return lines
 
 
 class SteerPanel(SliderPanel):
-    """One slider, the threshold notch: moves STEER's point on the frontier and redraws the routed steps."""
+    """The threshold notch, the cost accounting and the price ratio: STEER's point on every method's frontier."""
 
     prefix = "nb04"
-    figsize = (12.5, 3.8)
-    blit = True
+    figsize = (13, 4.0)
 
-    def __init__(self, fr, notch: int | None = None):
+    def __init__(self, fr, notch: int | None = None, accounting: str = "generated_flops", ratio: float = 20):
         import ipywidgets as W
 
         self.fr = fr
         self.pts = bench.method_points(fr, "STEER")
         self.big = bench.large_point(fr)
+        self.tables: dict = {}
         n = len(self.pts)
-        super().__init__({"threshold": W.IntSlider(value=n // 2 if notch is None else notch, min=0, max=n - 1,
-                                                   step=1, description="notch")})
+        options = [(a.replace("_", " "), a) for a in acc.ACCOUNTINGS] + [(LENS, LENS)]
+        super().__init__({
+            "threshold": W.IntSlider(value=n // 2 if notch is None else notch, min=0, max=n - 1, step=1,
+                                     description="notch"),
+            "accounting": W.Dropdown(options=options, value=accounting, description="cost"),
+            "ratio": W.SelectionSlider(options=list(RATIOS), value=ratio, description="price ratio"),
+        })
+
+    def table(self, accounting: str, ratio: float):
+        """The cost table of a view (memoised: a slider move is a look-up)."""
+        key = (accounting, ratio if accounting == LENS else None)
+        if key not in self.tables:
+            self.tables[key] = cost_table(self.fr, accounting, ratio)
+        return self.tables[key]
 
     def build(self, fig) -> None:
-        """The frontier with a moving point, the worked problems' routes, and the FLOPs split."""
-        ax_f, ax_r, ax_b = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.25, 1.1, 1.0]})
-        self.ax_f, self.ax_r, self.ax_b = ax_f, ax_r, ax_b
-        plot_frontier(ax_f, self.fr)
-        (self.dot,) = ax_f.plot([1], [1], "o", ms=13, mfc="none", mec="k", mew=2)
+        """The frontier with a moving point, the worked problems' routes, and the cost by model."""
+        self.ax_f, self.ax_r, self.ax_b = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.4, 1.0, 0.9]})
         m = route_matrix(self.fr, 0)
-        self.img = ax_r.imshow(m, cmap=ROUTE_CMAP, vmin=0, vmax=2, aspect="auto", interpolation="nearest")
-        ax_r.set_xticks(range(m.shape[1]), [str(k + 1) for k in range(m.shape[1])])
-        ax_r.set_yticks(range(m.shape[0]), [f"p{i}" for i in range(m.shape[0])])
-        ax_r.grid(False)
-        style.label_axes(ax_r, "step", "worked problem", "who wrote each step (blue small, orange large)")
-        parts = [self.pts[p].iloc[-1] for p in FLOP_PARTS]
-        self.bars = ax_b.barh(PART_LABELS, [0.0] * 4, color=[style.COLORS[0], style.COLORS[0], style.COLORS[3],
-                                                              style.COLORS[3]])
-        for b, h in zip(self.bars, ("//", "", "//", ""), strict=False):
-            b.set_hatch(h)
-        self.ref = ax_b.scatter(np.array(parts) / 1e6, range(4), marker="|", s=300, color="k", label="large-only")
-        top = max(max(self.pts[p].max() for p in FLOP_PARTS) / 1e6 * 1.1, 1e-3)
-        ax_b.set_xlim(0, top)
-        ax_b.invert_yaxis()
-        style.label_axes(ax_b, "MFLOPs per problem", "", "where the FLOPs go", loc="lower right",
-                         fontsize="x-small")
-        return [self.dot, self.img, *self.bars]
+        self.img = self.ax_r.imshow(m, cmap=ROUTE_CMAP, vmin=0, vmax=2, aspect="auto", interpolation="nearest")
+        self.ax_r.set_xticks(range(m.shape[1]), [str(k + 1) for k in range(m.shape[1])])
+        self.ax_r.set_yticks(range(m.shape[0]), [f"p{i}" for i in range(m.shape[0])])
+        self.ax_r.grid(False)
+        style.label_axes(self.ax_r, "step", "worked problem", "who wrote each step (blue small, orange large)")
 
-    def compute(self, threshold: int) -> dict:
-        """STEER's measured point at this notch of the grid (a table look-up)."""
-        row = self.pts.iloc[int(threshold)].to_dict()
-        row["saved"] = 1.0 - row["flops"] / self.big["flops"]
-        row["routes"] = route_matrix(self.fr, int(threshold))
-        return row
+    def compute(self, threshold: int, accounting: str, ratio: float) -> dict:
+        """STEER's point at this notch under this view, and the table of every method (look-ups)."""
+        tab = self.table(accounting, ratio)
+        st = tab[tab.method == "STEER"].sort_values("t").reset_index(drop=True)
+        row = st.iloc[int(threshold)].to_dict()
+        big = st.iloc[-1].to_dict()
+        mix = st.rel.iloc[0] + (row["accuracy"] - st.accuracy.iloc[0]) / max(
+            st.accuracy.iloc[-1] - st.accuracy.iloc[0], 1e-12) * (st.rel.iloc[-1] - st.rel.iloc[0])
+        return {**row, "big": big, "table": tab, "accounting": accounting, "ratio": ratio, "mix_rel": float(mix),
+                "routes": route_matrix(self.fr, int(threshold))}
 
     def draw(self, st: dict) -> str:
-        """Move the point, recolour the routes, resize the bars; return the readout."""
-        self.dot.set_data([st["flops"] / self.big["flops"]], [st["accuracy"]])
+        """Redraw the frontier under the view, move the point, recolour the routes, resize the bars."""
+        ax = self.ax_f
+        ax.clear()
+        plot_frontier(ax, self.fr, st["accounting"], st["ratio"], st["table"])
+        ax.plot([st["rel"]], [st["accuracy"]], "o", ms=13, mfc="none", mec="k", mew=2)
+        ax.set_title(accounting_label(self.fr, st["accounting"], st["ratio"]), fontsize="small")
         self.img.set_data(st["routes"])
-        for b, p in zip(self.bars, FLOP_PARTS, strict=False):
-            b.set_width(st[p] / 1e6)
-        return (f"notch {int(st['t'])} · τ = {st['threshold']:.4g} · large writes {st['large_share']:.0%} of steps · "
-                f"accuracy {st['accuracy']:.3f} (large-only {self.big['accuracy']:.3f}) · "
-                f"FLOPs {st['flops'] / 1e6:,.0f} M ({st['saved']:+.0%} saved vs large-only)")
+        b = self.ax_b
+        b.clear()
+        unit = UNITS.get(st["accounting"], "")
+        scale = 1e3 if unit == "ms" else (1e-6 if unit == "FLOPs" else 1.0)
+        shown = "ms" if unit == "ms" else ("MFLOPs" if unit == "FLOPs" else "price (small output token = 1)")
+        vals = [st["small"] * scale, st["large"] * scale]
+        b.barh(["small model", "large model"], vals, color=[style.COLORS[0], style.COLORS[3]])
+        b.scatter([st["big"]["small"] * scale, st["big"]["large"] * scale], [0, 1], marker="|", s=300, color="k",
+                  label="large-only", zorder=3)
+        b.invert_yaxis()
+        style.label_axes(b, f"{shown} per problem", "", "where the cost goes", loc="lower right", fontsize="x-small")
+        saved = 1.0 - st["rel"]
+        beats = "below" if st["rel"] < st["mix_rel"] - 1e-9 else "not below"
+        return (f"notch {int(st['t'])} · large writes {st['large_share']:.0%} of steps · accuracy "
+                f"{st['accuracy']:.3f} (large-only {st['big']['accuracy']:.3f}) · cost {st['rel']:.2f}x large-only "
+                f"({saved:+.0%} saved) · {beats} the mixing line ({st['mix_rel']:.2f}x at this accuracy) · "
+                f"{st['accounting'].replace('_', ' ')}")
 
 
 def calibration_figure(fr, bins: int = 30) -> Figure:
@@ -114,8 +155,9 @@ def calibration_figure(fr, bins: int = 30) -> Figure:
 
     fig = Figure(figsize=(11, 3.4), dpi=90)
     ax, ax2 = fig.subplots(1, 2)
-    s = np.asarray(fr.pool_scores)
-    v = np.asarray(fr.pool_valid)
+    keep = np.array([x is not None for x in fr.pool_valid])      # answer lines are not steps
+    s = np.asarray(fr.pool_scores)[keep]
+    v = np.asarray([bool(x) for x in fr.pool_valid if x is not None])
     edges = np.linspace(s.min(), s.max(), bins + 1)
     ax.hist([s[v], s[~v]], edges, stacked=True, density=True, color=[style.COLORS[2], style.COLORS[3]],
             label=["valid steps", "wrong steps"])
@@ -124,7 +166,7 @@ def calibration_figure(fr, bins: int = 30) -> Figure:
     for k, name in enumerate(("low", "high")):
         ax.plot(xs, c.weights_[k] * norm.pdf(xs, c.means_[k], c.stds_[k]), lw=2, color=f"C{k + 4}",
                 label=f"GMM {name} component")
-    style.label_axes(ax, "raw confidence (min token prob. of the drafted step)", "density",
+    style.label_axes(ax, f"raw confidence ({fr.read})", "density",
                      "calibration pool (unlabeled val problems)", loc="upper left", fontsize="x-small")
     pi = c.posterior(s)
     order = np.argsort(pi)
@@ -140,27 +182,55 @@ def calibration_figure(fr, bins: int = 30) -> Figure:
     return fig
 
 
-def frontier_figure(fr, fr_long=None) -> Figure:
-    """The frontier (relative FLOPs) and the FLOPs split along STEER's grid: why prefill caps the savings."""
-    fig = Figure(figsize=(12, 3.8), dpi=90)
-    axes = fig.subplots(1, 3 if fr_long is not None else 2)
-    plot_frontier(axes[0], fr)
-    pts = bench.method_points(fr, "STEER")
-    big = bench.large_point(fr)["flops"]
-    bottom = np.zeros(len(pts))
-    for p, lab, col, h in zip(FLOP_PARTS, PART_LABELS, (0, 0, 3, 3), ("//", "", "//", ""), strict=False):
-        axes[1].bar(pts.large_share, pts[p] / big, width=0.03, bottom=bottom, color=style.COLORS[col], hatch=h,
-                    label=lab)
-        bottom += pts[p].to_numpy() / big
-    axes[1].axhline(1.0, color="k", lw=0.8, ls="--", label="large-only")
-    style.label_axes(axes[1], "share of steps the large model writes", "FLOPs / large-only",
-                     "STEER's FLOPs by model and kind", loc="upper left", fontsize="x-small")
-    axes[1].set_ylim(0, 1.45)
-    if fr_long is not None:
-        plot_frontier(axes[2], fr_long)
-        axes[2].set_title(f"{fr_long.config.n_steps}-step problems (longer than trained)")
+def accountings_figure(fr) -> Figure:
+    """The frontier of every method under each accounting, side by side (the same runs, four price tags)."""
+    fig = Figure(figsize=(15, 4.0), dpi=80)
+    axes = fig.subplots(1, len(acc.ACCOUNTINGS), sharey=True)
+    for ax, a in zip(axes, acc.ACCOUNTINGS, strict=True):
+        plot_frontier(ax, fr, a)
+        ax.set_title(accounting_label(fr, a), fontsize="x-small", wrap=True)
+        if ax is not axes[-1]:
+            ax.get_legend().remove()
+        ax.set_xlabel("cost / large-only")
     fig.tight_layout()
     return fig
+
+
+def split_figure(fr) -> Figure:
+    """STEER's FLOPs along its grid, split into generated tokens and reads by model: why reads cap the saving."""
+    fig = Figure(figsize=(7, 3.6), dpi=80)
+    ax = fig.subplots()
+    per = fr.per_problem[fr.per_problem.method == "STEER"]
+    g = per.groupby("t")[["flops_small", "flops_large", "gen_flops_small", "gen_flops_large"]].mean()
+    share = bench.method_points(fr, "STEER").large_share.to_numpy()
+    big = float(g["flops_small"].iloc[-1] + g["flops_large"].iloc[-1])
+    parts = [("small: writes", g.gen_flops_small, 0, ""), ("small: reads", g.flops_small - g.gen_flops_small, 0, "//"),
+             ("large: writes", g.gen_flops_large, 3, ""), ("large: reads (hand-overs)", g.flops_large - g.gen_flops_large, 3, "//")]
+    bottom = np.zeros(len(g))
+    for lab, v, col, h in parts:
+        ax.bar(share, v.to_numpy() / big, width=0.02, bottom=bottom, color=style.COLORS[col], hatch=h, label=lab)
+        bottom += v.to_numpy() / big
+    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="large-only (with reads)")
+    style.label_axes(ax, "share of steps the large model writes", "FLOPs / large-only",
+                     "STEER's FLOPs: writes and reads by model", loc="upper left", fontsize="x-small")
+    ax.set_ylim(0, 1.3)
+    fig.tight_layout()
+    return fig
+
+
+def worked_table(fr, problem: int, t: int):
+    """One worked problem at one notch: each step's text, author, confidence and cost under every accounting."""
+    import pandas as pd
+
+    steps, ledgers = fr.worked[t][problem], fr.worked_ledgers[t][problem]
+    rows = []
+    for s, row in zip(steps, ledgers, strict=True):
+        c = {a: acc.cost(row, a, fr.names, fr.profiles) for a in acc.ACCOUNTINGS}
+        rows.append({"step": s["index"] + 1, "text": s["text"].strip(), "author": s["author"],
+                     "π before": s["value"], "large reads (tok)": s["handover_tokens"],
+                     "generated kFLOPs": c["generated_flops"] / 1e3, "with reads kFLOPs": c["flops_with_reads"] / 1e3,
+                     "CPU ms": c["latency_cpu"] * 1e3, "GPU ms (modelled)": c["latency_gpu"] * 1e3})
+    return pd.DataFrame(rows)
 
 
 def worked_figure(fr, problem: int, t: int) -> Figure:

@@ -16,24 +16,24 @@ def _threads():
 
 @pytest.fixture(scope="session")
 def task_models():
-    """The committed task models tiny / mid / large."""
+    """The committed task world v2 ladder, by role: 'tiny' = v2-tiny, 'mid' = v2-mid, 'large' = v2-large."""
     from nblib import taskworld as tw
 
-    return {n: tw.load_model(n) for n in ("tiny", "mid", "large")}
+    return {role: tw.load_model(name) for role, name in zip(("tiny", "mid", "large"), tw.models.LADDER, strict=True)}
 
 
 @pytest.fixture(scope="session")
 def test_problems():
-    """32 held-out task-world problems."""
+    """32 held-out problems of the v2 mix."""
     from nblib import taskworld as tw
 
-    return tw.problems.problems("test", 32, seed=5)
+    return tw.problems.problems("test", 32, seed=5, cfg=tw.problems.V2_MIX)
 
 
 @pytest.fixture(scope="session")
 def small_frontier(tmp_path_factory):
-    """A small frontier (12 test problems, 5 thresholds, no mid run), computed without the cache."""
+    """A small frontier (12 test problems, 5 thresholds, mid run included), computed without the cache."""
     from nblib import steer
 
-    cfg = steer.FrontierConfig(n_test=12, n_calib=40, n_thresholds=5, mid=None, worked=4, seed=1)
+    cfg = steer.FrontierConfig(n_test=12, n_calib=40, n_thresholds=5, worked=4, seed=1)
     return steer.bench.compute_frontier(cfg)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nblib import steer
 
@@ -18,10 +19,33 @@ def test_frontier_has_every_method_and_exact_endpoints(small_frontier):
         assert np.isclose(pts.flops.iloc[0], st.flops.iloc[0]) and np.isclose(pts.flops.iloc[-1], st.flops.iloc[-1])
         assert pts.accuracy.iloc[-1] == st.accuracy.iloc[-1]
     s = steer.summary(fr)
-    for key in ("large_accuracy", "steer_accuracy_at_best", "steer_flops_saved_at_large_minus_1pt",
-                "query_routing_flops_saved_at_large_minus_1pt", "random_flops_saved_at_large_minus_1pt",
-                "large_steps_share_at_that_threshold"):
-        assert key in s
+    assert set(s["saved_at_large_minus_1pt"]) == set(steer.ACCOUNTINGS)
+    for a in steer.ACCOUNTINGS:
+        assert set(s["saved_at_large_minus_1pt"][a]) == {"steer", "query", "random"}
+        pts = steer.bench.method_points(fr, "STEER", a)
+        assert pts.rel.iloc[-1] == pytest.approx(1.0)          # large-only is the unit of every accounting
+        for m in ("query routing", "random steps"):              # every method shares the two endpoints
+            other = steer.bench.method_points(fr, m, a)
+            assert other.cost.iloc[0] == pytest.approx(pts.cost.iloc[0]) and \
+                other.cost.iloc[-1] == pytest.approx(pts.cost.iloc[-1])
+        line = steer.bench.mixing_line(fr, a)
+        assert line.rel.iloc[0] == pytest.approx(pts.rel.iloc[0]) and line.accuracy.iloc[-1] == pts.accuracy.iloc[-1]
+    assert 0.0 <= s["large_step_share"] <= 1.0 and s["confidence_read"] in steer.READS
+    assert s["confidence_auroc"] == pytest.approx(fr.reads["AUROC (valid step)"].max(), abs=1e-4)  # read="best"
+    with pytest.raises(steer.UnknownAccounting):
+        steer.bench.costs(fr, "joules")
+
+
+def test_the_price_lens_at_the_flops_ratio_is_close_to_generated_flops(small_frontier):
+    fr = small_frontier
+    st = steer.bench.method_points(fr, "STEER", "generated_flops")
+    big = fr.params[fr.config.large] / fr.params[fr.config.small]
+    p = steer.bench.priced(fr, steer.bench.ratio_sheet(fr, big, input_share=0.0))
+    p = p[p.method == "STEER"].sort_values("t")
+    rel = p.cost.to_numpy() / p.cost.iloc[-1]
+    assert rel[0] == pytest.approx(st.rel.iloc[0], rel=0.35) and rel[-1] == 1.0
+    with pytest.raises(ValueError, match="ratio"):
+        steer.bench.ratio_sheet(fr, 0.5)
 
 
 def test_panel_moves_along_the_frontier(small_frontier):
@@ -52,14 +76,14 @@ def test_the_cached_frontier_follows_the_checkpoints_not_the_names(tmp_path, mon
     monkeypatch.setattr(steer.bench, "compute_frontier", fake_compute)
     real = tw.models.checkpoint_folder
     folders = {}
-    for name in ("tiny", "large"):
+    for name in ("v2-tiny", "v2-large"):
         folders[name] = tmp_path / "models" / name
         shutil.copytree(real(name), folders[name])
     monkeypatch.setattr(tw.models, "checkpoint_folder", lambda name, *a, **k: folders[name])
     cfg = steer.FrontierConfig(mid=None)
     assert steer.bench.frontier(cfg, verbose=False) == 1
     assert steer.bench.frontier(cfg, verbose=False) == 1                 # same weights: a hit
-    w = folders["large"] / "model.safetensors"
+    w = folders["v2-large"] / "model.safetensors"
     data = bytearray(w.read_bytes())
     data[-1] ^= 1                                                      # "retrained": one byte of a weight differs
     w.write_bytes(bytes(data))
