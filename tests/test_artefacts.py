@@ -182,13 +182,14 @@ def _hierrouter_policy(path: Path) -> None:
     from nblib import hierrouter
 
     router = hierrouter.Router.load(path)  # SB3's PPO rebuilt from the JSON config, set_parameters(state_dict)
-    obs = np.zeros((2, router.config["obs_dim"]), np.float32)
-    assert router.probabilities(obs).shape == (2, len(router.config["pool"])) and router.config["command"]
+    raw = np.zeros((2, router.config["raw_dim"] + 3), np.float32)   # raw observation: view, hop, hops left, spent
+    assert router.probabilities(raw).shape == (2, len(router.config["pool"])) and router.config["command"]
+    assert router.config["pool"][-1] == "v2-large"                   # the v2 ladder, not the old one
 
 
 def _hierrouter_results(path: Path) -> None:
     out = json.loads(path.read_text())
-    assert out["rows"] and out["summary"]["sweep"] and out["command"]
+    assert out["rows"] and out["summary"]["per_lam"] and out["command"] and out["regression"]["policies"]
 
 
 def _steer_frontier(path: Path) -> None:

@@ -1,123 +1,218 @@
-"""Baselines on the step table: each model alone, random routing, greedy by kind, best fixed sequence, oracle.
+"""Baselines on the step table: each model alone, the mixing line, random routing at matched cost, greedy by
+step kind, the best fixed sequence, a non-RL router (logistic classifiers) and the brute-force oracle.
 
-All of them walk the same cached table as the environment (`env.sequence_cost`), so they read the same
-model outputs and the same costs. `sequence_matrix` runs every one of the M^L model sequences on every
-problem once; random routing (its exact expectation), the best fixed sequence and the per-problem oracle
-are then array operations on it.
+All of them walk the same arrays as the routers (`episodes.walk`: same outputs, same FLOPs, an episode ends at
+its first wrong line). A method that reads the context with the router's encoder (the logistic router) pays
+for it; one that is told the step's kind (greedy by kind, fixed sequences) or the outcome (the oracle) does not.
 """
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
-from typing import Sequence
-
 import numpy as np
 
-from ..taskworld import problems as T
-from .env import sequence_cost
-from .table import StepCache, check_lam, prompt
+from .episodes import Walk, fixed, walk
+from .table import Arrays, check_lam
 
 
-@dataclass
-class SequenceMatrix:
-    """Quality and FLOPs of every model sequence on every problem: arrays (problems, sequences)."""
-
-    sequences: list[tuple[str, ...]]
-    quality: np.ndarray
-    flops: np.ndarray
-
-    def returns(self, lam: float, cost_unit: float) -> np.ndarray:
-        """quality - lam x flops / cost_unit, per problem and sequence."""
-        return self.quality - check_lam(lam) * self.flops / cost_unit
+def point(name: str, w: Walk, cost_unit: float, lam: float = 0.0, **extra) -> dict:
+    """One method's row: mean quality (accuracy), mean FLOPs (pool + router), cost in units, mean return."""
+    q, c = float(w.quality.mean()), float(w.flops.mean())
+    return {"method": name, "lam": float(lam), "accuracy": q, "cost_flops": c, "cost": c / cost_unit,
+            "return": q - lam * c / cost_unit, "router_flops": float(w.router_flops.mean()), **extra}
 
 
-def sequence_matrix(cache: StepCache, problems: Sequence[T.Problem], horizon: int) -> SequenceMatrix:
-    """Run all M^horizon model sequences on every problem (table look-ups; the models run on misses)."""
-    seqs = list(itertools.product(cache.names, repeat=horizon))
-    q = np.zeros((len(problems), len(seqs)))
-    c = np.zeros((len(problems), len(seqs)))
-    for i, p in enumerate(problems):
-        for j, s in enumerate(seqs):
-            q[i, j], c[i, j], _ = sequence_cost(cache, p, s)
-    return SequenceMatrix(seqs, q, c)
+def single_models(A: Arrays, cost_unit: float) -> tuple[list[dict], dict]:
+    """Each pool model alone at every hop: rows, and the walks by model name."""
+    rows, walks = [], {}
+    for j, m in enumerate(A.names):
+        w = fixed(A, np.full(A.horizon, j))
+        walks[m] = w
+        rows.append(point(f"{m} only", w, cost_unit))
+    return rows, walks
 
 
-def point(name: str, quality: np.ndarray, flops: np.ndarray, cost_unit: float, lam: float, **extra) -> dict:
-    """One baseline's row: mean quality (accuracy), mean FLOPs, cost in units, mean return."""
-    q, c = float(np.mean(quality)), float(np.mean(flops))
-    return {"method": name, "lam": lam, "accuracy": q, "cost_flops": c, "cost": c / cost_unit,
-            "return": q - lam * c / cost_unit, **extra}
+def mixing_line(cheap: dict, dear: dict, cost: np.ndarray | float) -> np.ndarray:
+    """Accuracy of the per-query coin flip between two methods at this cost (the straight line between them)."""
+    c = np.asarray(cost, dtype=float)
+    t = (c - cheap["cost"]) / (dear["cost"] - cheap["cost"])
+    return cheap["accuracy"] + np.clip(t, 0, 1) * (dear["accuracy"] - cheap["accuracy"])
 
 
-def single_models(mat: SequenceMatrix, cost_unit: float, lam: float = 0.0) -> list[dict]:
-    """Each pool model alone at every hop."""
-    rows = []
-    for j, s in enumerate(mat.sequences):
-        if len(set(s)) == 1:
-            rows.append(point(f"{s[0]} only", mat.quality[:, j], mat.flops[:, j], cost_unit, lam, sequence=s))
-    return rows
+def random_walk(A: Arrays, p: float, dear: int, seed: int = 0) -> Walk:
+    """Random routing: each hop calls pool model `dear` with probability p, else one of the others uniformly."""
+    rng = np.random.default_rng(seed)
+    n, H, M = A.right.shape
+    u, other = rng.random((n, H)), rng.integers(0, M - 1, size=(n, H))
+    others = np.array([j for j in range(M) if j != dear])
+    acts = np.where(u < p, dear, others[other])
+    return fixed(A, acts)
 
 
-def random_routing(mat: SequenceMatrix, cost_unit: float, lam: float = 0.0, weights: dict | None = None,
-                   name: str = "random") -> dict:
-    """Routing each hop at random (uniform, or with per-model `weights`): the exact expectation."""
-    names = sorted({m for s in mat.sequences for m in s}, key=[m for s in mat.sequences for m in s].index)
-    w = np.array([1.0 if weights is None else float(weights.get(m, 0.0)) for m in names])
-    w = w / w.sum()
-    pw = np.array([np.prod([w[names.index(m)] for m in s]) for s in mat.sequences])
-    return point(name, mat.quality @ pw, mat.flops @ pw, cost_unit, lam)
+def random_at_cost(A: Arrays, cost: float, cost_unit: float, dear: int, seed: int = 0) -> dict:
+    """Random routing whose mean cost matches `cost` (x cost_unit): p(dear) found by bisection (same draws)."""
+    lo, hi = 0.0, 1.0
+    c_lo = random_walk(A, lo, dear, seed).flops.mean() / cost_unit
+    c_hi = random_walk(A, hi, dear, seed).flops.mean() / cost_unit
+    if cost <= c_lo:
+        hi = 0.0
+    elif cost >= c_hi:
+        lo = 1.0
+    for _ in range(30):
+        if hi - lo < 1e-4:
+            break
+        mid = (lo + hi) / 2
+        if random_walk(A, mid, dear, seed).flops.mean() / cost_unit < cost:
+            lo = mid
+        else:
+            hi = mid
+    p = (lo + hi) / 2
+    return point(f"random at matched cost (p({A.names[dear]}) = {p:.2f})", random_walk(A, p, dear, seed), cost_unit,
+                 p_dear=p)
 
 
-def random_family(mat: SequenceMatrix, cost_unit: float, expensive: str, shares=(0.0, 0.25, 0.5, 0.75, 0.9)) -> list[dict]:
-    """Random routing that picks `expensive` with probability p and the others uniformly: one row per p."""
-    names = list(dict.fromkeys(m for s in mat.sequences for m in s))
-    rest = [m for m in names if m != expensive]
-    rows = [random_routing(mat, cost_unit)]
-    for p in shares:
-        wts = {m: (1 - p) / len(rest) for m in rest} | {expensive: p}
-        rows.append(random_routing(mat, cost_unit, weights=wts, name=f"random, p({expensive})={p:g}"))
-    return rows
+def kind_table(A: Arrays) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per step kind: each model's step accuracy and mean call FLOPs on the gold contexts (kinds, acc, flops)."""
+    kinds = sorted({k for k in A.kinds.ravel() if k})
+    acc = np.zeros((len(kinds), len(A.names)))
+    fl = np.zeros_like(acc)
+    for i, k in enumerate(kinds):
+        sel = A.kinds == k
+        acc[i] = A.right[sel].mean(0)
+        fl[i] = A.flops[sel].mean(0)
+    return kinds, acc, fl
 
 
-def kind_accuracy(cache: StepCache, problems: Sequence[T.Problem]) -> dict[str, dict[str, float]]:
-    """Each model's step accuracy per kind on the problems' gold contexts: {model: {kind: share right}}."""
-    out: dict[str, dict[str, list]] = {m: {k: [] for k in T.OPS} for m in cache.names}
-    for p in problems:
-        lines = p.step_lines
-        for i, k in enumerate(p.kinds):
-            ctx = prompt(p) + "".join(line + "\n" for line in lines[:i])
-            for m in cache.names:
-                out[m][k].append(cache.step(ctx, m).line == lines[i])
-    return {m: {k: float(np.mean(v)) for k, v in d.items() if v} for m, d in out.items()}
+def greedy_by_kind(train: Arrays, test: Arrays, cost_unit: float, lam: float) -> dict:
+    """Told the next step's kind, call the model with the best training accuracy - lam x call cost on that kind."""
+    lam = check_lam(lam)
+    kinds, acc, fl = kind_table(train)
+    pick = {k: int(np.argmax(acc[i] - lam * fl[i] / cost_unit)) for i, k in enumerate(kinds)}
+    acts = np.vectorize(lambda k: pick.get(k, 0))(test.kinds)
+    return point("greedy by step kind", fixed(test, acts), cost_unit, lam,
+                 choice={k: train.names[j] for k, j in pick.items()})
 
 
-def greedy_by_kind(cache: StepCache, train: Sequence[T.Problem], test: Sequence[T.Problem], cost_unit: float,
-                   lam: float = 0.0, exclude: Sequence[str] = (), name: str = "greedy by kind") -> dict:
-    """Per hop, the model with the best measured accuracy on the next step's kind (read from the problem).
+def best_fixed(train: Arrays, test: Arrays, cost_unit: float, lam: float, passes: int = 2) -> dict:
+    """Per problem length, the one model sequence with the best training return (coordinate ascent from the best
+    single model, `passes` sweeps over the hops), evaluated held out."""
+    lam = check_lam(lam)
+    M = len(train.names)
+    seqs = {}
+    for L in sorted(set(train.n_steps.tolist()) | set(test.n_steps.tolist())):
+        sub = np.flatnonzero(train.n_steps == L)
+        if len(sub) == 0:
+            sub = np.flatnonzero(train.n_steps >= L)
 
-    `exclude` leaves models out (e.g. the large one: the best the small models can do when told the kind).
-    """
-    acc = kind_accuracy(cache, train)
-    fpt = {m.name: m.flops_per_token for m in cache.pool}
-    names = [m for m in cache.names if m not in exclude]
-    best = {k: max(names, key=lambda m: (acc[m].get(k, 0.0), -fpt[m])) for k in T.OPS}
-    res = [sequence_cost(cache, p, [best[k] for k in p.kinds]) for p in test]
-    return point(name, np.array([r[0] for r in res]), np.array([r[1] for r in res]), cost_unit, lam,
-                 choice=best)
+        def ret(seq):
+            w = fixed(train, np.tile(np.array(seq + [0] * (train.horizon - L)), (len(train.problems), 1)))
+            return float((w.quality[sub] - lam * w.flops[sub] / cost_unit).mean())
+
+        best = max(([j] * L for j in range(M)), key=ret)
+        best_r = ret(best)
+        for _ in range(passes):
+            for k in range(L):
+                for j in range(M):
+                    cand = best[:k] + [j] + best[k + 1:]
+                    r = ret(cand)
+                    if r > best_r + 1e-12:
+                        best, best_r = cand, r
+        seqs[L] = best
+    acts = np.array([seqs[L] + [0] * (test.horizon - L) for L in test.n_steps])
+    return point("best fixed sequence", fixed(test, acts), cost_unit, lam,
+                 sequences={int(L): [train.names[j] for j in s] for L, s in seqs.items()})
 
 
-def best_fixed(train_mat: SequenceMatrix, test_mat: SequenceMatrix, cost_unit: float, lam: float) -> dict:
-    """The one sequence with the best mean return on the training split, evaluated on the test split."""
-    j = int(np.argmax(train_mat.returns(lam, cost_unit).mean(0)))
-    if train_mat.sequences != test_mat.sequences:
-        raise ValueError("the train and test matrices must enumerate the same sequences (same pool and horizon)")
-    return point("best fixed sequence", test_mat.quality[:, j], test_mat.flops[:, j], cost_unit, lam,
-                 sequence=train_mat.sequences[j])
+class LogisticRouter:
+    """The non-RL router: per model a logistic classifier on the router's input predicting whether its step will be
+    right; call the cheapest model (pool order) whose predicted chance is >= tau, else the last (dearest) model."""
+
+    def __init__(self, features, tau: float = 0.8):
+        self.features, self.tau = features, float(tau)
+        self.classifiers: list = []
+
+    def inputs(self, A: Arrays, rows: np.ndarray, k: int) -> np.ndarray:
+        """Projected view, hop and hops left (no cost spent: the classifier predicts a step, not a return)."""
+        raw = np.concatenate([A.view[rows, k], np.full((len(rows), 1), k), (A.n_steps[rows] - k)[:, None],
+                              np.zeros((len(rows), 1))], axis=1)
+        return self.features(raw)[:, :-1]
+
+    def fit(self, A: Arrays, seed: int = 0) -> "LogisticRouter":
+        """Fit one classifier per pool model but the last on the training problems' gold contexts."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        X, Y = [], []
+        for k in range(A.horizon):
+            rows = np.flatnonzero(A.n_steps > k)
+            X.append(self.inputs(A, rows, k))
+            Y.append(A.right[rows, k])
+        X, Y = np.concatenate(X), np.concatenate(Y)
+        self.classifiers = []
+        for j in range(len(A.names) - 1):
+            y = Y[:, j]
+            if y.all() or not y.any():
+                self.classifiers.append(float(y.mean()))
+                continue
+            clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=seed))
+            self.classifiers.append(clf.fit(X, y))
+        return self
+
+    def chances(self, A: Arrays, rows: np.ndarray, k: int) -> np.ndarray:
+        """Predicted chance that each model but the last writes a right step: (rows, M - 1)."""
+        x = self.inputs(A, rows, k)
+        return np.stack([np.full(len(rows), c) if isinstance(c, float) else c.predict_proba(x)[:, 1]
+                         for c in self.classifiers], axis=1)
+
+    def run(self, A: Arrays, tau: float | None = None) -> Walk:
+        """Its episodes on the arrays (it reads the context: the encoder is charged)."""
+        t = self.tau if tau is None else tau
+        M = len(A.names)
+
+        def choose(k, rows, spent):
+            ok = self.chances(A, rows, k) >= t
+            return np.where(ok.any(1), ok.argmax(1), M - 1)
+
+        return walk(A, choose, reads_context=True)
 
 
-def oracle(mat: SequenceMatrix, cost_unit: float, lam: float) -> dict:
-    """Per problem, the sequence with the best return (brute force over all M^L sequences; ties: cheaper)."""
-    r = mat.returns(lam, cost_unit) - 1e-12 * mat.flops  # ties go to the cheaper sequence
-    j = np.argmax(r, axis=1)
-    rows = np.arange(len(j))
-    return point("oracle", mat.quality[rows, j], mat.flops[rows, j], cost_unit, lam)
+TAUS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.995)
+
+
+def logistic_router(router: LogisticRouter, train: Arrays, test: Arrays, cost_unit: float, lam: float) -> dict:
+    """The logistic router with the threshold tau that gives the best training return at this lam, held out."""
+    lam = check_lam(lam)
+    rets = []
+    for t in TAUS:
+        w = router.run(train, t)
+        rets.append(float((w.quality - lam * w.flops / cost_unit).mean()))
+    tau = TAUS[int(np.argmax(rets))]
+    return point("logistic router (non-RL)", router.run(test, tau), cost_unit, lam, tau=tau)
+
+
+def oracle_actions(A: Arrays, cost_unit: float, lam: float) -> np.ndarray:
+    """Per problem, the route with the best return, knowing every outcome (exact: success via the cheapest right
+    model at every hop, or the cheapest failure); ties go to success."""
+    lam = check_lam(lam)
+    n, H, M = A.right.shape
+    valid = np.arange(H)[None, :] < A.n_steps[:, None]
+    right_cost = np.where(A.right, A.flops, np.inf)
+    wrong_cost = np.where(~A.right, A.flops, np.inf)
+    r_best, r_arg = right_cost.min(2), right_cost.argmin(2)
+    w_best, w_arg = wrong_cost.min(2), wrong_cost.argmin(2)
+    r_best = np.where(valid, r_best, 0.0)
+    success = r_best.sum(1)
+    prefix = np.concatenate([np.zeros((n, 1)), np.cumsum(r_best, 1)[:, :-1]], axis=1)
+    fail = np.where(valid, prefix + w_best, np.inf)
+    k_fail = fail.argmin(1)
+    fail_best = fail[np.arange(n), k_fail]
+    win = (1 - lam * success / cost_unit) >= (-lam * fail_best / cost_unit)
+    acts = np.where(valid, r_arg, 0)
+    for i in np.flatnonzero(~win):
+        acts[i, k_fail[i]] = w_arg[i, k_fail[i]]
+    return acts
+
+
+def oracle(A: Arrays, cost_unit: float, lam: float) -> tuple[dict, Walk]:
+    """The per-problem brute-force oracle at this lam: its row and its episodes."""
+    w = fixed(A, oracle_actions(A, cost_unit, lam))
+    return point("oracle", w, cost_unit, lam), w

@@ -1,14 +1,14 @@
 """What the router sees of the context text: an embedding, computed once per context and cached.
 
-- `HiddenStateEncoder` (the default): a task model's own hidden states, one forward pass over the context:
-  the states at the query's operations and at the context's last token (the cheapest encoder, and it has
-  read the problem the way the pool does);
+- `HiddenStateEncoder` (the default, `hidden:v2-tiny`): a task model's own hidden states from one forward
+  pass over the context: the state at the operator of the step due next (in the problem line) and the state
+  at the context's last token. The router learns its own projection of them (PCA, `agent.Projection`);
 - `MiniLMEncoder`: the embedded all-MiniLM-L6-v2 sentence embedding of the context;
 - `KindFeatures`: the hand-feature ablation, a one-hot of the next step's kind parsed from the text. It is a
   label handed to the router, not something it learns to read: use it only as the named ablation.
 
 Each encoder has `name`, `dim`, `flops_per_token` (0 for the hand features) and `encode(contexts)`, an
-(n, dim) float32 array.
+(n, dim) float32 array. The environment charges `flops_per_token` x the tokens the router reads per hop.
 """
 from __future__ import annotations
 
@@ -18,31 +18,37 @@ import numpy as np
 import torch
 
 
-class HiddenStateEncoder:
-    """A task model's own hidden states as the router's view: the query's operations, then the context's end.
+def next_op_position(context: str) -> int | None:
+    """Index (in the context's characters) of the operator of the step due next, or None when none is left."""
+    first, _, rest = context.partition("\n")
+    written = len([ln for ln in rest.split("\n") if ln.strip()])
+    ops = [i for i, ch in enumerate(first) if ch in "+-*" and i > 0 and first[i - 1] == ","]
+    return ops[written] if written < len(ops) else None
 
-    One forward pass over the context (causal, so the problem line's states do not depend on what follows)
-    gives the hidden state (layer `layer`) at each operation's operator character of the problem line (the
-    query; `slots` of them, zero-padded) and at the context's last token (what has been written so far).
-    The router still has to learn which slot matters at which hop and which model is good at what.
+
+class HiddenStateEncoder:
+    """A task model's own hidden states as the router's view: at the next step's operator and at the context's end.
+
+    One forward pass over the context (causal: the problem line's states do not depend on what follows) gives
+    the hidden state (layer `layer`) at the operator of the step due next (zeros when no step is left) and at
+    the last token. Which model is right on a step depends on that step's kind and operands, which the first
+    state reads; the second carries what has been written.
     """
 
-    def __init__(self, model: str = "tiny", layer: int = -1, slots: int = 6, batch_size: int = 512):
+    def __init__(self, model: str = "v2-tiny", layer: int = -1, batch_size: int = 512):
         from .. import cost
         from ..taskworld import models
 
-        if slots < 0:
-            raise ValueError(f"slots must be >= 0, got {slots}")
-        self.model_name, self.layer, self.slots, self.batch_size = model, layer, slots, batch_size
+        self.model_name, self.layer, self.batch_size = model, layer, batch_size
         self.model = models.load_model(model)
         self.d = int(self.model.config.hidden_size)
-        self.dim = self.d * (slots + 1)
-        self.flops_per_token = 2.0 * cost.TransformerShape.from_config(self.model.config).params()
-        self.name = f"hidden:{model}:{layer}:{slots}"
+        self.dim = 2 * self.d
+        self.flops_per_token = 2.0 * cost.TransformerShape.from_config(self.model.config).params(tied_embeddings=True)
+        self.name = f"hidden:{model}:{layer}:next"
 
     @torch.no_grad()
     def encode(self, contexts: Sequence[str]) -> np.ndarray:
-        """(n, d_model x (slots + 1)): states at the query's operators, then at the last token."""
+        """(n, 2 x d_model): the states at the next step's operator and at the last token."""
         from ..taskworld import models
 
         out = np.zeros((len(contexts), self.dim), dtype=np.float32)
@@ -58,11 +64,10 @@ class HiddenStateEncoder:
             hs = self.model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states[self.layer]
             hs = hs.float().numpy()
             for r, (c, e) in enumerate(zip(chunk, enc, strict=True)):
-                first = c.split("\n", 1)[0]
-                ops = [i + 1 for i, ch in enumerate(first) if ch in "+-*"][:self.slots]  # +1: <bos> comes first
-                for k, pos in enumerate(ops):
-                    out[b0 + r, k * self.d:(k + 1) * self.d] = hs[r, pos]
-                out[b0 + r, self.slots * self.d:] = hs[r, len(e) - 1]
+                pos = next_op_position(c)
+                if pos is not None:
+                    out[b0 + r, :self.d] = hs[r, pos + 1]  # +1: <bos> comes first
+                out[b0 + r, self.d:] = hs[r, len(e) - 1]
         return out
 
 
@@ -105,15 +110,14 @@ class KindFeatures:
         return out
 
 
-def make_encoder(spec: str = "hidden:tiny"):
-    """An encoder from a short spec: 'hidden:<task model>[:layer[:slots]]', 'minilm' or 'hand:kind' (the ablation)."""
+def make_encoder(spec: str = "hidden:v2-tiny"):
+    """An encoder from a short spec: 'hidden:<task model>[:layer]', 'minilm' or 'hand:kind' (the ablation)."""
     if spec == "hand:kind":
         return KindFeatures()
     if spec == "minilm" or spec.startswith("minilm:"):
         return MiniLMEncoder(spec.split(":", 1)[1] if ":" in spec else "minilm")
     if spec.startswith("hidden:"):
         parts = spec.split(":")
-        return HiddenStateEncoder(parts[1], int(parts[2]) if len(parts) > 2 else -1,
-                                  int(parts[3]) if len(parts) > 3 else 6)
-    raise ValueError(f"unknown encoder {spec!r}; use 'hidden:tiny', 'hidden:<task model>:<layer>', 'minilm' "
+        return HiddenStateEncoder(parts[1], int(parts[2]) if len(parts) > 2 and parts[2] else -1)
+    raise ValueError(f"unknown encoder {spec!r}; use 'hidden:v2-tiny', 'hidden:<task model>:<layer>', 'minilm' "
                      "or 'hand:kind' (the hand-feature ablation)")

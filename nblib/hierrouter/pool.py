@@ -4,7 +4,7 @@ The step function is the only model-specific part of HierRouter. A `StepModel` h
 `flops_per_token` and `step_batch(contexts)`, which returns the next line each context continues with and
 how many tokens it read and wrote. Three kinds ship:
 
-- `TaskStepModel`: a committed task-world model (`tiny`, `large`, `spec-add`, ...), greedy, batched;
+- `TaskStepModel`: a committed task-world v2 model (`v2-tiny`, `v2-large`, `v2-spec-sub`, ...), greedy, batched;
 - `LLMStepModel`: any `nblib.llm.LanguageModel` (local transformers model or an OpenAI-compatible server),
   with a user-given FLOPs per token;
 - `ScriptedStepModel`: a plain function of the context text (tests, synthetic tables).
@@ -16,7 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
-DEFAULT_POOL = ("spec-add", "spec-sub", "spec-mul", "tiny", "large")
+def default_pool() -> tuple[str, ...]:
+    """The task world v2 pool, cheapest first: v2-tiny, the specialists, v2-mid, v2-large."""
+    from ..taskworld import models as tw
+
+    return (tw.LADDER[0], *tw.SPECIALISTS.values(), *tw.LADDER[1:])
+
+
+DEFAULT_POOL = default_pool()  # ("v2-tiny", "v2-spec-sub", "v2-spec-mul", "v2-mid", "v2-large")
 MAX_STEP_TOKENS = 16  # a step line of the task world is at most ~12 characters plus its newline
 
 
@@ -113,7 +120,8 @@ def make_pool(models: Sequence[str | StepModel] = DEFAULT_POOL) -> list[StepMode
 
     if isinstance(models, str):
         raise TypeError(f"pass a list of model names, e.g. {list(DEFAULT_POOL)}, not the string {models!r}")
-    have = tw.available_models()
+    old = set(tw.LADDER_V1) | set(tw.SPECIALISTS_V1.values())  # the first ladder: HierRouter runs on v2 only
+    have = [m for m in tw.available_models() if m not in old]
     pool, names = [], []
     for m in models:
         if isinstance(m, str):
@@ -129,5 +137,5 @@ def make_pool(models: Sequence[str | StepModel] = DEFAULT_POOL) -> list[StepMode
         names.append(m.name)
         pool.append(m)
     if not pool:
-        raise ValueError("the pool is empty: name at least one model, e.g. ['tiny', 'large']")
+        raise ValueError("the pool is empty: name at least one model, e.g. ['v2-tiny', 'v2-large']")
     return pool

@@ -1,25 +1,29 @@
-"""The step table: every pool model's output per (context, model) and the router's view per context, cached.
+"""The step table: every pool model's output on every gold-path context, the router's view of it, cached.
 
-PPO's rollouts revisit the same contexts over and over, so a model runs at most once per (context, model):
-`StepCache.step` looks the output up and calls the model only on a miss. `StepCache.expand` fills the
-table ahead of training, hop by hop over all distinct contexts every model sequence reaches (batched per
-model), so PPO then runs on look-ups alone. `step_table` builds one for a task-world split and keeps it in
-the user cache (nblib.cache), keyed by the problems, the sha256 of the pool's and the encoder's weights, and the source of this code and every
-nblib module it reaches (taskworld.generation included).
+A problem of L steps is solved in L hops, one step line per hop. A wrong step ends the solution: its final
+answer is wrong whatever follows (the task world's steps carry the running total, so a wrong line carries
+its error to the end), so an episode stops at its first wrong line with quality 0 and the later hops are
+neither run nor charged. Every context an episode reaches is then the problem line plus a prefix of its gold
+solution, L contexts per problem, and the table holds L x pool outputs per problem: thousands of training
+problems fit, and PPO runs on look-ups alone.
+
+`StepCache.step` looks an output up and calls the model only on a miss; `StepCache.expand` fills the table
+ahead of training (batched per model). `step_table` builds one for a task-world split of the v2 mix and keeps
+it in the user cache (nblib.cache), keyed by the problems, the sha256 of the pool's and the encoder's weights
+and the source of this code and every nblib module it reaches. `Arrays` holds the same table as numpy arrays
+(problems x hops x models) for the baselines and batched evaluation.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from .. import checks
 from ..taskworld import problems as T
-from .pool import StepModel, StepOutput, call_cost
-
-
-def prompt(problem: T.Problem) -> str:
-    """The context of hop 0: the problem line and a newline (what the task models are trained to continue)."""
-    return problem.text + "\n"
+from .pool import StepOutput
+from .steps import StepCache, gold_context, prompt
 
 
 def final_value(line: str) -> int | None:
@@ -31,79 +35,72 @@ def final_value(line: str) -> int | None:
     return v
 
 
+def step_right(problem: T.Problem, hop: int, line: str) -> bool:
+    """Whether the line written at `hop` keeps the solution right: the gold line, or at the last hop the answer."""
+    if line.strip() == problem.step_lines[hop]:
+        return True
+    return hop == problem.n_steps - 1 and final_value(line) == problem.answer
+
+
 def quality(problem: T.Problem, lines: Sequence[str]) -> float:
-    """Final-answer quality: 1.0 when the last written line states the problem's answer, else 0.0."""
-    return float(len(lines) > 0 and final_value(lines[-1]) == problem.answer)
+    """Final-answer quality: 1.0 when all `n_steps` lines were written and the last states the answer, else 0.0."""
+    return float(len(lines) == problem.n_steps and final_value(lines[-1]) == problem.answer)
 
 
-class StepCache:
-    """Pool outputs per (context, model) and embeddings per context; runs a model only on a miss."""
+@dataclass
+class Arrays:
+    """The gold-path table as arrays (problems x hops x models); padded hops (k >= n_steps) hold zeros."""
 
-    def __init__(self, pool: Sequence[StepModel], encoder, steps: dict | None = None,
-                 embeddings: dict | None = None):
-        self.pool = list(pool)
-        self.names = [m.name for m in self.pool]
-        self.models = {m.name: m for m in self.pool}
-        self.encoder = encoder
-        self.steps: dict[tuple[str, str], StepOutput] = dict(steps or {})
-        self.embeddings: dict[str, np.ndarray] = dict(embeddings or {})
-        self.hits = self.misses = 0
+    problems: list
+    names: list
+    n_steps: np.ndarray        # (n,) hops per problem
+    right: np.ndarray          # (n, H, M) bool: the model's line keeps the solution right
+    flops: np.ndarray          # (n, H, M) FLOPs of the call
+    tokens_in: np.ndarray      # (n, H, M)
+    tokens_out: np.ndarray     # (n, H, M)
+    router_flops: np.ndarray   # (n, H) FLOPs of the router's encoder reading the new tokens at that hop
+    router_tokens: np.ndarray  # (n, H)
+    view: np.ndarray           # (n, H, dim) the encoder's view of the context at that hop
+    kinds: np.ndarray          # (n, H) the step's kind ('' past the end)
 
     @property
-    def dim(self) -> int:
-        """Width of the router's view of a context."""
-        return int(self.encoder.dim)
+    def horizon(self) -> int:
+        """Hops of the longest problem."""
+        return int(self.right.shape[1])
 
-    def step(self, context: str, name: str) -> StepOutput:
-        """The line `name` writes after `context` (cached; the model runs on a miss)."""
-        key = (context, name)
-        out = self.steps.get(key)
-        if out is None:
-            self.misses += 1
-            out = self.models[name].step_batch([context])[0]
-            self.steps[key] = out
-        else:
-            self.hits += 1
-        return out
 
-    def cost(self, name: str, out: StepOutput) -> float:
-        """FLOPs of that call (FLOPs per token x tokens read and written)."""
-        return call_cost(self.models[name], out)
+def router_new_tokens(problem: T.Problem, hop: int) -> int:
+    """Tokens the router's encoder reads at `hop` (new ones only, as with a KV cache): the prompt, then a line."""
+    if hop == 0:
+        return len(prompt(problem)) + 1          # characters are tokens in the task world, plus <bos>
+    return len(problem.step_lines[hop - 1]) + 1  # the line written at the hop before, with its newline
 
-    def embed(self, context: str) -> np.ndarray:
-        """The router's view of a context (cached)."""
-        e = self.embeddings.get(context)
-        if e is None:
-            e = self.encoder.encode([context])[0]
-            self.embeddings[context] = e
-        return e
 
-    def expand(self, problems: Sequence[T.Problem], horizon: int, show_progress: bool = False) -> "StepCache":
-        """Fill the table with every context any model sequence reaches in `horizon` hops (batched per model)."""
-        from .. import progress
-
-        frontier = sorted({prompt(p) for p in problems})
-        bar = progress(total=horizon * len(self.pool), enabled=show_progress, desc="step table")
-        for _ in range(horizon):
-            todo = [c for c in frontier if c not in self.embeddings]
-            if todo:
-                for c, e in zip(todo, self.encoder.encode(todo), strict=True):
-                    self.embeddings[c] = e
-            nxt = set()
-            for m in self.pool:
-                miss = [c for c in frontier if (c, m.name) not in self.steps]
-                for c, out in zip(miss, m.step_batch(miss), strict=True):
-                    self.steps[(c, m.name)] = out
-                nxt.update(c + self.steps[(c, m.name)].line + "\n" for c in frontier)
-                bar.update(1)
-            frontier = sorted(nxt)
-        bar.close()
-        return self
-
-    def tables(self) -> dict:
-        """The plain data of the table (for the cache): steps and embeddings."""
-        return {"steps": {k: (v.line, v.tokens_in, v.tokens_out) for k, v in self.steps.items()},
-                "embeddings": self.embeddings}
+def arrays(cache: StepCache, problems: Sequence[T.Problem], horizon: int | None = None) -> Arrays:
+    """The table of these problems as arrays (the models run on any miss)."""
+    problems = list(problems)
+    H = check_horizon(horizon, problems) if horizon is not None else max(p.n_steps for p in problems)
+    n, M = len(problems), len(cache.names)
+    right = np.zeros((n, H, M), bool)
+    flops, tin, tout = (np.zeros((n, H, M)) for _ in range(3))
+    rfl, rtok = np.zeros((n, H)), np.zeros((n, H))
+    view = np.zeros((n, H, cache.dim), np.float32)
+    kinds = np.full((n, H), "", dtype="<U1")
+    fpt = float(getattr(cache.encoder, "flops_per_token", 0.0))
+    for i, p in enumerate(problems):
+        for k in range(p.n_steps):
+            ctx = gold_context(p, k)
+            view[i, k] = cache.embed(ctx)
+            kinds[i, k] = p.kinds[k]
+            rtok[i, k] = router_new_tokens(p, k)
+            rfl[i, k] = fpt * rtok[i, k]
+            for j, m in enumerate(cache.names):
+                out = cache.step(ctx, m)
+                right[i, k, j] = step_right(p, k, out.line)
+                flops[i, k, j] = cache.cost(m, out)
+                tin[i, k, j], tout[i, k, j] = out.tokens_in, out.tokens_out
+    return Arrays(problems, list(cache.names), np.array([p.n_steps for p in problems]), right, flops, tin, tout,
+                  rfl, rtok, view, kinds)
 
 
 def checkpoint_stamp(name: str) -> str | None:
@@ -140,48 +137,64 @@ def model_fingerprint(m) -> str:
     return "name:" + str(getattr(m, "name", type(m).__name__))
 
 
-def step_table(split: str = "train", n: int = 500, horizon: int = 3, pool: Sequence[str] | None = None,
-               encoder: str = "hidden:tiny", seed: int = 0, verbose: bool = False,
-               show_progress: bool = False) -> tuple[list[T.Problem], StepCache]:
-    """Problems of one split with `horizon` steps and their filled StepCache (cached in the user cache)."""
+def step_table(split: str = "train", n: int = 500, pool: Sequence[str] | None = None,
+               encoder: str = "hidden:v2-tiny", seed: int = 0, horizon: int | None = None,
+               verbose: bool = False, show_progress: bool = False) -> tuple[list[T.Problem], StepCache]:
+    """`n` problems of one split of the v2 mix (2 to 8 steps) and their filled StepCache (cached in the user cache).
+
+    `horizon` (default: the longest problem's steps) is the most hops an episode may take; a problem longer
+    than it, or a horizon longer than every problem, is refused.
+    """
     from ..cache import cached
     from . import encoders as E
     from .pool import DEFAULT_POOL, make_pool
 
-    check_horizon(horizon)
+    n = checks.whole("n", n, low=1)
     names = list(pool or DEFAULT_POOL)
     models = make_pool(names)
     enc = E.make_encoder(encoder)
-    probs = T.problems(split, n, seed, n_steps=horizon)
+    probs = T.problems(split, n, seed, T.V2_MIX)
+    if horizon is not None:
+        check_horizon(horizon, probs)
     # keyed by what the models compute with (their weights' sha256), not by their names
-    config = {"split": split, "n": n, "horizon": horizon, "seed": seed, "pool": [m.name for m in models],
+    config = {"split": split, "n": n, "mix": repr(T.V2_MIX), "seed": seed, "pool": [m.name for m in models],
               "weights": [model_fingerprint(m) for m in models], "encoder": encoder,
               "encoder_weights": model_fingerprint(enc)}
 
     def compute():
-        return StepCache(models, enc).expand(probs, horizon, show_progress).tables()
+        return StepCache(models, enc).expand(probs, show_progress).tables()
 
     from . import pool as pool_mod
 
-    code = (StepCache, prompt, pool_mod, E, T.problems, T.sample_problem)  # + every nblib module they import
-    data = cached("hierrouter_table", config, compute, code=code, verbose=verbose)
+    from . import steps as steps_mod
+
+    code = (steps_mod, pool_mod, E, T.problems, T.sample_problem)  # + every nblib module they import
+    data = cached("hierrouter_table_v2", config, compute, code=code, verbose=verbose)
     steps = {k: StepOutput(*v) for k, v in data["steps"].items()}
     return probs, StepCache(models, enc, steps, data["embeddings"])
 
 
-def check_horizon(horizon) -> int:
-    """The horizon as an int >= 1, or a ValueError saying what to pass."""
+def check_horizon(horizon, problems: Sequence[T.Problem] = ()) -> int:
+    """The horizon as an int >= 1 that fits the problems: none longer, and not longer than every one of them."""
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"horizon must be a whole number of hops >= 1 (one step line per hop), got {horizon!r}")
-    return int(horizon)
+    h = int(horizon)
+    if problems:
+        longest = max(p.n_steps for p in problems)
+        if longest > h:
+            raise ValueError(f"horizon {h} is shorter than a {longest}-step problem: each hop writes one step, so "
+                             f"the horizon must be at least the longest problem's steps ({longest})")
+        if h > longest:
+            raise ValueError(f"horizon {h} is longer than any problem (the longest has {longest} steps): no episode "
+                             f"reaches hop {longest + 1}; pass horizon={longest} (or leave it out)")
+    return h
 
 
 def check_lam(lam) -> float:
     """The cost weight as a float >= 0, or a ValueError saying what to pass."""
-    try:
-        v = float(lam)
-    except (TypeError, ValueError):
-        raise ValueError(f"lam (the cost weight) must be a number >= 0, got {lam!r}") from None
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)):
+        raise ValueError(f"lam (the cost weight) must be a number >= 0, got {lam!r}")
+    v = float(lam)
     if not v >= 0 or v == float("inf"):
         raise ValueError(f"lam (the cost weight) must be a finite number >= 0 (0 = ignore cost), got {lam!r}")
     return v
