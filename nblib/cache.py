@@ -5,7 +5,8 @@ Keys come from content: the config (with the sha256 of the weights a result was 
 every nblib module it can reach (`code_version`).
 
 The cache folder is trusted: artefacts are joblib pickles, and loading one runs
-whatever it says (and CAST's compiled kernel, a shared library built there, is loaded as it is). Never point $NBLIB_CACHE at a folder other people can write to.
+whatever it says (CAST's compiled kernel, a shared library built there, is loaded when its sha256 matches the
+one recorded at build time, which catches a damaged file, not a writer of the folder). Never point $NBLIB_CACHE at a folder other people can write to.
 Downloaded source archives are checked against a pinned sha256 before reuse
 (`verify_sha256`, `fetch_source_archive`).
 """

@@ -13,7 +13,9 @@ over torch's own OpenMP threads. Each output y[m, n] is the same sequential 8-la
 rows, so results do not depend on the batch shape: verifying n tokens gives the very numbers n single-token
 steps would.
 
-The C source is compiled once with the machine's C compiler into the nblib cache. Where that is impossible
+The C source is compiled once with the machine's C compiler into the nblib cache, with the sha256 of the
+library recorded beside it (`skinny-<tag>.so.sha256`); a library whose bytes no longer match that record
+(truncated, replaced) is not loaded but rebuilt, with one warning. Where that is impossible
 (no compiler, another CPU, a GPU tensor, a dtype other than float32) `linear` falls back to torch's
 `F.linear`, and `status()` says why. `NBLIB_KERNELS=torch` turns the kernel off everywhere.
 """
@@ -27,6 +29,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -105,6 +108,11 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
 
     tag = hashlib.sha256(SOURCE.encode()).hexdigest()[:12]
     out = cache_dir() / "kernels" / f"skinny-{tag}.so"
+    if out.exists() and not library_matches(out):
+        warnings.warn(f"{out} does not match the sha256 recorded when it was built ({out.name}.sha256 missing or "
+                      "different: truncated, replaced or edited): not loading it, rebuilding the kernel",
+                      UserWarning, stacklevel=3)
+        out.unlink(missing_ok=True)
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
@@ -115,10 +123,15 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 return None, f"compiling the verify kernel failed ({' '.join(cmd[:6])} ...): {r.stderr.strip()[:300]}"
-            fd, part = tempfile.mkstemp(dir=out.parent, suffix=".part")  # atomic: parallel builds never clash
-            os.close(fd)
-            shutil.copyfile(so, part)
-            os.replace(part, out)
+            digest = hashlib.sha256(so.read_bytes()).hexdigest()
+            for target, write in ((_hash_path(out), lambda p: Path(p).write_text(digest + "\n")),
+                                  (out, lambda p: shutil.copyfile(so, p))):   # the hash first, then the library
+                fd, part = tempfile.mkstemp(dir=out.parent, suffix=".part")  # atomic: parallel builds never clash
+                os.close(fd)
+                write(part)
+                os.replace(part, target)
+        if not library_matches(out):   # another build raced this one between the two renames
+            return None, f"the verify kernel at {out} changed while it was being built; run again"
     lib = ctypes.CDLL(str(out))  # after torch: its OpenMP runtime (same soname) is the one this binds to
     if not lib.nblib_skinny_cpu_ok():
         return None, "this CPU lacks AVX2 or FMA"
@@ -127,6 +140,21 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
     f.restype = None
     _STATE["fn"] = f
     return lib, ""
+
+
+def _hash_path(lib: Path) -> Path:
+    return lib.with_name(lib.name + ".sha256")
+
+
+def library_matches(lib: str | Path) -> bool:
+    """Whether a built kernel library's sha256 equals the one recorded beside it (`<lib>.sha256`) at build time."""
+    lib = Path(lib)
+    try:
+        recorded = _hash_path(lib).read_text().strip()
+        actual = hashlib.sha256(lib.read_bytes()).hexdigest()
+    except OSError:
+        return False
+    return len(recorded) == 64 and recorded == actual
 
 
 def _lib():

@@ -132,3 +132,39 @@ def test_kernel_calls_are_labelled_for_the_profiler():
     names = {e.key: e.count for e in prof.key_averages()}
     assert names.get(kernel.PROFILE_NAME) == 2
     assert not kernel._PROFILED[0]
+
+
+@needs_kernel
+def test_a_kernel_library_that_does_not_match_its_recorded_sha256_is_rebuilt_not_loaded(monkeypatch, tmp_path):
+    """The build records the library's sha256 beside it; a library changed since (here: truncated, then a hash
+    file gone) is refused with one warning and rebuilt, and the rebuilt one matches its record again."""
+    import hashlib
+    import warnings
+
+    monkeypatch.setenv("NBLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernel, "_STATE", {})
+    assert kernel.available()
+    (lib,) = (tmp_path / "kernels").glob("skinny-*.so")
+    record = lib.with_name(lib.name + ".sha256")
+    assert record.read_text().strip() == hashlib.sha256(lib.read_bytes()).hexdigest()
+    assert kernel.library_matches(lib)
+    with warnings.catch_warnings():   # a library that matches loads without a word
+        warnings.simplefilter("error")
+        monkeypatch.setattr(kernel, "_STATE", {})
+        assert kernel.available()
+
+    cut = tmp_path / "cut.so"                 # a new file renamed over it: the loaded one is mapped, never written
+    cut.write_bytes(lib.read_bytes()[:4096])
+    cut.replace(lib)                                               # truncated: not the library that was built
+    assert not kernel.library_matches(lib)
+    monkeypatch.setattr(kernel, "_STATE", {})
+    with pytest.warns(UserWarning, match=r"does not match the sha256 recorded.*rebuilding") as rec:
+        assert kernel.available()
+    assert len([w for w in rec if "sha256" in str(w.message)]) == 1
+    assert kernel.library_matches(lib)
+
+    record.unlink()                                                # no record: refused the same way
+    monkeypatch.setattr(kernel, "_STATE", {})
+    with pytest.warns(UserWarning, match="sha256"):
+        assert kernel.available()
+    assert kernel.library_matches(lib)
