@@ -14,7 +14,8 @@ import torch
 
 from . import draft as draft_mod
 from . import kernel
-from .policy import CastPolicy, cached_profile, device_name
+from ..cache import weights_fingerprint
+from .policy import CastPolicy, cached_profile, device_name, weights_key
 from .tree import FixedTree, chain, generate, greedy_reference, is_feature_draft, plain_greedy, unpack_draft
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "cast"
@@ -541,14 +542,12 @@ def sweep(target, draft, prompts: list[list[int]], depths, top_ks, budgets, batc
 
 
 def draft_signature(draft) -> dict:
-    """What identifies a draft's weights in a cache key: its shape, vocabulary size and a checksum of its weights."""
+    """What identifies a draft in a cache key: its shape, vocabulary size and the sha256 of its weights."""
     model = draft.model if isinstance(draft, draft_mod.Draft) else draft
     own = [p for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n]
-    with torch.no_grad():
-        checksum = float(sum(p.double().sum() + (p.double() ** 2).sum() for p in own))
     vocab = getattr(draft, "vocab", None)
     return {"layers": model.config.num_hidden_layers, "params": sum(p.numel() for p in own),
-            "vocab": None if vocab is None else len(vocab), "checksum": round(checksum, 6)}
+            "vocab": None if vocab is None else len(vocab), "weights": weights_fingerprint(model)}
 
 
 def cached_sweep(target, draft, prompts: list[list[int]], depths, top_ks, budgets, batches, max_new: int,
@@ -560,7 +559,7 @@ def cached_sweep(target, draft, prompts: list[list[int]], depths, top_ks, budget
     config = {"prompts": prompts, "depths": list(depths), "top_ks": list(top_ks), "budgets": list(budgets),
               "batches": list(batches), "max_new": max_new, "eos": eos,
               "device": device_name(next(target.parameters()).device), "draft": draft_signature(draft),
-              **(key or {})}
+              **(key or {}), **weights_key(target, draft)}   # weights last: a caller's key cannot replace them
     return cached("cast_sweep", config, lambda: sweep(target, draft, prompts, depths, top_ks, budgets, batches,
                                                       max_new, eos), code=(sweep, run, tree), verbose=False)
 

@@ -15,6 +15,7 @@ measured time normalised by one target decoding step.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -148,11 +149,25 @@ def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
     key = {"device": device_name(dev), "batch": batch, "contexts": list(contexts), "target_n": list(target_n),
            "draft_n": list(draft_n), "repeats": repeats, "tag": tag,
            "target": _model_sig(target), "draft": _model_sig(dm), "draft_vocab": nv,
-           "kernel": "skinny" if kernels and kernel.available() else "torch"}
+           **weights_key(target, draft), "kernel": "skinny" if kernels and kernel.available() else "torch"}
     code = (profile, _time_forwards, monotone, time_interleaved, cast.lm_forward, cast.lm_hidden, cast.body_forward, cast.prefill, cast.KV,
             kernel)
     return cached("cast_profile", key, lambda: profile(target, draft, batch, contexts, target_n, draft_n, repeats,
                                                        kernels=kernels), code=code, verbose=verbose)
+
+
+def weights_key(target, draft) -> dict:
+    """What a cached CAST result was computed from: the sha256 of the target's and the draft's weights (and of the
+    draft's vocabulary map), never their labels, so a retrained or swapped model under the same name misses."""
+    from ..cache import weights_fingerprint
+
+    dm, dvocab = cast.unpack_draft(draft)
+    vocab = None
+    if dvocab is not None:
+        v = torch.as_tensor(dvocab).detach().to("cpu").contiguous()
+        vocab = hashlib.sha256(f"{v.dtype}{tuple(v.shape)}".encode() + v.numpy().tobytes()).hexdigest()[:16]
+    return {"target_weights": weights_fingerprint(target), "draft_weights": weights_fingerprint(dm),
+            "draft_vocab_sha256": vocab}
 
 
 def _model_sig(lm) -> dict:

@@ -73,3 +73,37 @@ def test_saved_benchmark_round_trip(tmp_path):
     assert back["rows"] == [{"method": "m", "speedup": 1.0}]
     with pytest.raises(FileNotFoundError, match="benchmarks/cast.py"):
         cast.bench.load_benchmark(tmp_path / "none.json")
+
+
+def test_cast_caches_key_on_the_weights_not_the_models_labels(tiny, tmp_path, monkeypatch, prompts):
+    """The sweep and the latency profile are keyed by the sha256 of the target's and the draft's weights: the same
+    objects (the same 'names') with weights changed in place, or another model of the same shape, miss the cache;
+    unchanged weights hit it."""
+    import copy
+
+    from nblib.cast import bench, policy
+
+    monkeypatch.setenv("NBLIB_CACHE", str(tmp_path))
+    T, D = tiny(0), tiny(10, layers=1)
+    ps = prompts(1, lengths=(4,))
+    grid = dict(depths=(1,), top_ks=(2,), budgets=(2,), batches=(1,), max_new=2)
+    prof = dict(contexts=(8,), target_n=(1, 2), draft_n=(1,), repeats=1)
+
+    def files(name):
+        return len(list((tmp_path / "artefacts" / name).glob("*.joblib")))
+
+    def both(target, draft):
+        bench.cached_sweep(target, draft, ps, **grid)
+        policy.cached_profile(target, draft, 1, **prof)
+        return files("cast_sweep"), files("cast_profile")
+
+    assert both(T, D) == (1, 1)
+    assert both(T, D) == (1, 1)                                  # same weights: hits
+    T2 = copy.deepcopy(T)                                        # a second copy of the same weights: hits too
+    assert both(T2, D) == (1, 1)
+    with torch.no_grad():
+        next(T2.parameters()).add_(0.5)                          # retrained in place, same object
+    assert both(T2, D) == (2, 2)
+    assert both(T, tiny(11, layers=1)) == (3, 3)                 # another draft of the same shape
+    key = policy.weights_key(T, Draft(D, torch.arange(T.config.vocab_size)))
+    assert key != policy.weights_key(T, Draft(D, torch.arange(T.config.vocab_size).flip(0)))   # its vocabulary too
