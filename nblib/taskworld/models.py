@@ -107,10 +107,26 @@ def available_models(root: Path | str = MODELS_DIR) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/model.safetensors")) if root.exists() else []
 
 
+def rebuild_command(name: str) -> str:
+    """The command that retrains (and rewrites) a committed task model's checkpoint."""
+    return f"python scripts/train_taskworld.py {name}"
+
+
+def _read_record(folder: Path, file: str, name: str) -> dict:
+    """config.json or train.json of a checkpoint as a dict; CorruptArtefact naming the file and its rebuild command."""
+    from ..cache import CorruptArtefact, read_json
+
+    value = read_json(folder / file, rebuild_command(name))
+    if not isinstance(value, dict):
+        raise CorruptArtefact(f"{folder / file} holds a JSON {type(value).__name__}, not an object (corrupt or "
+                              f"overwritten); rebuild it with: {rebuild_command(name)}")
+    return value
+
+
 def model_info(name: str, root: Path | str = MODELS_DIR) -> dict:
-    """The training record (train.json) of a committed task model."""
+    """The training record (train.json) of a committed task model; CorruptArtefact if it cannot be read."""
     folder = checkpoint_folder(name, root)
-    return json.loads((folder / "train.json").read_text())
+    return _read_record(folder, "train.json", str(name))
 
 
 def default_task(name: str, root: Path | str = MODELS_DIR) -> "T.TaskConfig | T.TaskMix":
@@ -145,21 +161,30 @@ def save_model(model, folder: Path | str, record: dict) -> None:
 
 def load_model(name: str, root: Path | str = MODELS_DIR, device: Any = "cpu"):
     """Load a committed task model by name (e.g. 'tiny', 'spec-mul'), eval mode; clear errors if it does not fit."""
-    from safetensors.torch import load_file
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from ..cache import CorruptArtefact, read_safetensors
+
     folder = checkpoint_folder(name, root)
-    raw = json.loads((folder / "config.json").read_text())
-    cfg = LlamaConfig(**{k: v for k, v in raw.items() if k not in {"transformers_version", "model_type"}})
+    rebuild = rebuild_command(name)
+    raw = _read_record(folder, "config.json", str(name))
+    try:
+        cfg = LlamaConfig(**{k: v for k, v in raw.items() if k not in {"transformers_version", "model_type"}})
+        sizes = (cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers)
+        if not all(isinstance(v, int) and v > 0 for v in sizes):
+            raise ValueError(f"vocab_size, hidden_size, num_hidden_layers = {sizes}")
+    except Exception as e:  # noqa: BLE001 (TypeError, ValueError, transformers' strict-field errors: one meaning)
+        raise CorruptArtefact(f"{folder / 'config.json'} is not a usable model config ({type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:160]}); rebuild it with: {rebuild}") from None
     if cfg.vocab_size != len(VOCAB):
         raise CheckpointMismatch(f"{folder}/config.json has vocab_size {cfg.vocab_size} but the task tokenizer "
                                  f"has {len(VOCAB)} tokens")
-    info = json.loads((folder / "train.json").read_text()) if (folder / "train.json").exists() else {}
+    info = _read_record(folder, "train.json", str(name)) if (folder / "train.json").exists() else {}
     if info.get("vocab", "".join(VOCAB[3:])) != "".join(VOCAB[3:]):
         raise CheckpointMismatch(f"{folder} was trained with vocabulary {info['vocab']!r}, not {''.join(VOCAB[3:])!r}")
     cfg._attn_implementation = "sdpa"
     model = LlamaForCausalLM(cfg)
-    state = load_file(str(folder / "model.safetensors"))
+    state = read_safetensors(folder / "model.safetensors", rebuild)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "lm_head.weight"}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:

@@ -8,6 +8,7 @@ held-out sample (test split, seed 0) with batched KV-cache generation.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -72,6 +73,32 @@ def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "bad" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(taskworld.CheckpointMismatch, match="vocab_size"):
         taskworld.load_model("bad", root=tmp_path)
+
+
+@pytest.mark.parametrize("file, damage", [
+    ("model.safetensors", lambda b: b[: len(b) // 2]),          # truncated mid-tensor
+    ("model.safetensors", lambda b: b[:6]),                     # cut inside the header length
+    ("model.safetensors", lambda b: b"<html>not weights</html>"),
+    ("config.json", lambda b: b[: len(b) // 2]),                # cut JSON
+    ("config.json", lambda b: b"[1, 2]"),                       # JSON, but not an object
+    ("config.json", lambda b: b'{"hidden_size": "big"}'),      # an object no model can be built from
+    ("train.json", lambda b: b[: len(b) // 3]),
+    ("train.json", lambda b: b"\xff\xfe\x00"),                  # not text
+])
+def test_a_corrupt_checkpoint_names_its_file_and_rebuild_command(tmp_path, file, damage):
+    """A damaged copy of a committed checkpoint raises CorruptArtefact naming the file and the training command,
+    from load_model and (for train.json) model_info, never a bare SafetensorError / JSONDecodeError."""
+    from nblib.cache import CorruptArtefact
+
+    shutil.copytree(taskworld.models.MODELS_DIR / "tiny", tmp_path / "tiny")
+    path = tmp_path / "tiny" / file
+    path.write_bytes(damage(path.read_bytes()))
+    want = rf"{re.escape(str(path))}.*rebuild it with: python scripts/train_taskworld\.py tiny"
+    with pytest.raises(CorruptArtefact, match=want):
+        taskworld.load_model("tiny", root=tmp_path)
+    if file == "train.json":
+        with pytest.raises(CorruptArtefact, match=want):
+            taskworld.model_info("tiny", root=tmp_path)
 
 
 def test_batched_generation_equals_one_by_one(held_out):
