@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import numbers
 import re
 import tokenize
 from pathlib import Path
@@ -31,20 +32,29 @@ from . import style
 
 # --- numbers in a sentence ----------------------------------------------------------------------------------------
 def _check_finite(x, what: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a number, got {x!r}") from None
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):   # a string or a bool is no measurement
+        raise TypeError(f"{what} must be a number, got {x!r} ({type(x).__name__})")
+    v = float(x)
     if not math.isfinite(v):
         raise ValueError(f"{what} is {v}: there is no measurement to state (filter NaN rows before rendering prose)")
     return v
 
 
+def _check_style(unit, decimals) -> int:
+    from . import checks
+
+    if not isinstance(unit, str):
+        raise TypeError(f"unit must be a string (e.g. ' ms' or 'x'), got {unit!r} ({type(unit).__name__})")
+    return checks.whole("decimals", decimals, low=0, high=MAX_DECIMALS)
+
+
+MAX_DECIMALS = 12  # more digits than a float holds are not a measurement
+
+
 def number(x, unit: str = "", decimals: int = 2) -> str:
     """A number for prose: thousands separators and fixed decimals, then `unit` as given ("2,634 ms", "2.49x")."""
     v = _check_finite(x, "number")
-    if decimals < 0:
-        raise ValueError(f"decimals must be >= 0, got {decimals}")
+    decimals = _check_style(unit, decimals)
     body = style.fmt_int(v) if decimals == 0 else style.fmt_float(v, decimals)
     return body + unit
 
@@ -56,14 +66,22 @@ def percent(fraction, decimals: int = 0) -> str:
 
 def times(ratio, decimals: int = 2) -> str:
     """A ratio as a multiple: 2.4913 -> "2.49x"."""
-    return number(ratio, "x", decimals)
+    return number(_check_finite(ratio, "ratio"), "x", decimals)
 
 
 # --- the verdict against the strongest other method ---------------------------------------------------------------
 def strongest(others: dict, higher_is_better: bool = True) -> tuple[str, float]:
     """The best entry of `others` (name -> value), skipping NaN and None: ("chain", 2.15)."""
-    vals = {k: float(v) for k, v in others.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
-    vals = {k: v for k, v in vals.items() if math.isfinite(v)}
+    if not isinstance(others, dict):
+        raise TypeError(f"others must be a dict of method name -> value, got {type(others).__name__} {others!r:.80}")
+    vals = {}
+    for k, v in others.items():
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"others[{k!r}] must be a number (or None / NaN for a method without one), got {v!r}")
+        if math.isfinite(float(v)):                  # NaN and inf: no measurement, skipped
+            vals[k] = float(v)
     if not vals:
         raise ValueError(f"no finite value among the other methods {list(others)}: nothing to compare against")
     pick = max if higher_is_better else min
@@ -85,7 +103,12 @@ def verdict(ours: tuple, others: dict, unit: str = "", higher_is_better: bool = 
     if not (isinstance(ours, tuple) and len(ours) == 2):
         raise TypeError(f"ours must be a (name, value) pair, got {ours!r}")
     name, value = ours
-    value = _check_finite(value, f"the value of {name!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"ours must be a (name, value) pair with a string name, got {ours!r}")
+    value = _check_finite(value, f"the value of {name!r} (ours)")
+    decimals = _check_style(unit, decimals)
+    if not isinstance(others, dict):
+        raise TypeError(f"others must be a dict of method name -> value, got {type(others).__name__} {others!r:.80}")
     rest = {k: v for k, v in others.items() if k != name}
     best_name, best = strongest(rest, higher_is_better)
     m = re.match(r"(\s*\S*)(?:\s+(.*))?$", unit, re.S)
