@@ -394,16 +394,24 @@ def bootstrap_accuracy(fr: Frontier, method: str, t: int, n: int = 1000, seed: i
 METHODS_SAVED = {"steer": "STEER", "query": "query routing", "random": "random steps"}
 
 
+def methods_saved(fr: Frontier) -> dict:
+    """The benchmark's methods by key: steer, query, random, and steer_mid when the frontier has the mid run."""
+    out = dict(METHODS_SAVED)
+    if fr.config.mid and f"STEER ({fr.config.mid} as small)" in set(fr.points.method):
+        out["steer_mid"] = f"STEER ({fr.config.mid} as small)"
+    return out
+
+
 def summary(fr: Frontier, profiles: dict | None = None) -> dict:
     """The benchmark's headline numbers for one frontier, under every accounting."""
     big, small = large_point(fr), small_point(fr)
     saved, mix = {}, {}
     for a in acc.ACCOUNTINGS:
         saved[a] = {k: round(float(at_large_minus(fr, m, accounting=a, profiles=profiles)["saved"]), 4)
-                    for k, m in METHODS_SAVED.items()}
+                    for k, m in methods_saved(fr).items()}
         mix[a] = round(1.0 - mix_rel_at(fr, big["accuracy"] - 0.01, a, profiles), 4)
     st = at_large_minus(fr, "STEER")
-    reached = {k: bool(at_large_minus(fr, m)["reached"]) for k, m in METHODS_SAVED.items()}
+    reached = {k: bool(at_large_minus(fr, m)["reached"]) for k, m in methods_saved(fr).items()}
     auroc = fr.reads.set_index("read")["AUROC (valid step)"]
     return {"saved_at_large_minus_1pt": saved, "mixing_line_saved_at_large_minus_1pt": mix,
             "reached_large_minus_1pt": reached,

@@ -10,7 +10,7 @@ from .steps import BLANK_LINE, TASKWORLD, HFVocab, StepFormat, TaskVocab, check_
 TASKWORLD_READ = RouterConfig(score="max_prob", lookahead=16, aggregate="min")
 
 
-def taskworld_router(small: str = "tiny", large: str = "large", config: RouterConfig = TASKWORLD_READ,
+def taskworld_router(small: str = "v2-tiny", large: str = "v2-large", config: RouterConfig = TASKWORLD_READ,
                      fmt: StepFormat = TASKWORLD) -> Router:
     """A router over two committed task models (names from `nblib.taskworld.available_models()`)."""
     from .. import taskworld as tw

@@ -32,6 +32,10 @@ def route_matrix(fr, t: int, width: int | None = None) -> np.ndarray:
     return m
 
 
+SHORT = {"generated_flops": "generated-token FLOPs (reads free)", "flops_with_reads": "FLOPs with reads",
+         "latency_cpu": "latency: this CPU (measured)", "latency_gpu": "latency: GPU roofline (modelled)"}
+
+
 def accounting_label(fr, accounting: str, ratio: float | None = None) -> str:
     """The name of a view, with the latency profile's provenance ('measured: ...' or 'modelled: ...')."""
     if accounting == LENS:
@@ -104,12 +108,23 @@ class SteerPanel(SliderPanel):
     def build(self, fig) -> None:
         """The frontier with a moving point, the worked problems' routes, and the cost by model."""
         self.ax_f, self.ax_r, self.ax_b = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.4, 1.0, 0.9]})
+        self.lines = plot_frontier(self.ax_f, self.fr, "generated_flops")
+        handles, labels = self.ax_f.get_legend_handles_labels()
+        self.ax_f.get_legend().remove()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="x-small", frameon=False)
+        (self.dot,) = self.ax_f.plot([1], [1], "o", ms=13, mfc="none", mec="k", mew=2)
         m = route_matrix(self.fr, 0)
         self.img = self.ax_r.imshow(m, cmap=ROUTE_CMAP, vmin=0, vmax=2, aspect="auto", interpolation="nearest")
         self.ax_r.set_xticks(range(m.shape[1]), [str(k + 1) for k in range(m.shape[1])])
         self.ax_r.set_yticks(range(m.shape[0]), [f"p{i}" for i in range(m.shape[0])])
         self.ax_r.grid(False)
         style.label_axes(self.ax_r, "step", "worked problem", "who wrote each step (blue small, orange large)")
+        self.bars = self.ax_b.barh([0, 1], [0.0, 0.0], color=[style.COLORS[0], style.COLORS[3]])
+        self.ref = self.ax_b.scatter([0, 0], [0, 1], marker="|", s=300, color="k", label="large-only", zorder=3)
+        self.ax_b.set_yticks([0, 1], ["small", "large"])
+        self.ax_b.set_ylim(1.6, -0.6)
+        style.label_axes(self.ax_b, "cost per problem", "", "where the cost goes (| large-only)")
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
 
     def compute(self, threshold: int, accounting: str, ratio: float) -> dict:
         """STEER's point at this notch under this view, and the table of every method (look-ups)."""
@@ -123,24 +138,31 @@ class SteerPanel(SliderPanel):
                 "routes": route_matrix(self.fr, int(threshold))}
 
     def draw(self, st: dict) -> str:
-        """Redraw the frontier under the view, move the point, recolour the routes, resize the bars."""
-        ax = self.ax_f
-        ax.clear()
-        plot_frontier(ax, self.fr, st["accounting"], st["ratio"], st["table"])
-        ax.plot([st["rel"]], [st["accuracy"]], "o", ms=13, mfc="none", mec="k", mew=2)
-        ax.set_title(accounting_label(self.fr, st["accounting"], st["ratio"]), fontsize="small")
+        """Move every method's line to the view, move the point, recolour the routes, resize the bars."""
+        tab, ax = st["table"], self.ax_f
+        for m, line in self.lines.items():
+            if m in ("mix", "target"):
+                continue
+            pts = tab[tab.method == m].sort_values("t")
+            line.set_data(pts.rel.to_numpy(), pts.accuracy.to_numpy())
+        sp = tab[tab.method == "STEER"].sort_values("t")
+        self.lines["mix"].set_data(sp.rel.iloc[[0, -1]].to_numpy(), sp.accuracy.iloc[[0, -1]].to_numpy())
+        self.dot.set_data([st["rel"]], [st["accuracy"]])
+        ax.relim()
+        ax.autoscale_view()
+        ax.set_xlabel(f"cost per problem / large-only ({st['accounting'].replace('_', ' ')})")
+        ax.set_title(accounting_label(self.fr, st["accounting"], st["ratio"]), fontsize="x-small")
         self.img.set_data(st["routes"])
-        b = self.ax_b
-        b.clear()
         unit = UNITS.get(st["accounting"], "")
         scale = 1e3 if unit == "ms" else (1e-6 if unit == "FLOPs" else 1.0)
         shown = "ms" if unit == "ms" else ("MFLOPs" if unit == "FLOPs" else "price (small output token = 1)")
         vals = [st["small"] * scale, st["large"] * scale]
-        b.barh(["small model", "large model"], vals, color=[style.COLORS[0], style.COLORS[3]])
-        b.scatter([st["big"]["small"] * scale, st["big"]["large"] * scale], [0, 1], marker="|", s=300, color="k",
-                  label="large-only", zorder=3)
-        b.invert_yaxis()
-        style.label_axes(b, f"{shown} per problem", "", "where the cost goes", loc="lower right", fontsize="x-small")
+        refs = [st["big"]["small"] * scale, st["big"]["large"] * scale]
+        for b, v in zip(self.bars, vals, strict=True):
+            b.set_width(v)
+        self.ref.set_offsets(np.c_[refs, [0, 1]])
+        self.ax_b.set_xlim(0, max(max(vals), max(refs), 1e-12) * 1.15)
+        self.ax_b.set_xlabel(f"{shown} per problem")
         saved = 1.0 - st["rel"]
         beats = "below" if st["rel"] < st["mix_rel"] - 1e-9 else "not below"
         return (f"notch {int(st['t'])} · large writes {st['large_share']:.0%} of steps · accuracy "
@@ -188,11 +210,13 @@ def accountings_figure(fr) -> Figure:
     axes = fig.subplots(1, len(acc.ACCOUNTINGS), sharey=True)
     for ax, a in zip(axes, acc.ACCOUNTINGS, strict=True):
         plot_frontier(ax, fr, a)
-        ax.set_title(accounting_label(fr, a), fontsize="x-small", wrap=True)
+        ax.set_title(SHORT[a], fontsize="small")
         if ax is not axes[-1]:
             ax.get_legend().remove()
         ax.set_xlabel("cost / large-only")
     fig.tight_layout()
+    fig.text(0.5, -0.02, f"CPU: {fr.profiles['latency_cpu'].note} · GPU: {fr.profiles['latency_gpu'].note}",
+             ha="center", fontsize="x-small")
     return fig
 
 
@@ -233,19 +257,34 @@ def worked_table(fr, problem: int, t: int):
     return pd.DataFrame(rows)
 
 
+def raw_threshold(fr, tau: float) -> float:
+    """The raw confidence at which the calibrated posterior reaches tau (the routing rule on the raw score)."""
+    lo, hi = float(np.min(fr.pool_scores)), float(np.max(fr.pool_scores))
+    if tau >= 1.0:
+        return float("inf")
+    if fr.calibrator.posterior(hi) < tau:
+        return hi
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if fr.calibrator.posterior(mid) < tau else (lo, mid)
+    return hi
+
+
 def worked_figure(fr, problem: int, t: int) -> Figure:
-    """One worked problem at one notch: each step's routing value, who wrote it, and what it cost."""
+    """One worked problem at one notch: each step's raw confidence, who wrote it, and what it cost."""
     steps = fr.worked[t][problem]
     tau = fr.thresholds[t]
     fig = Figure(figsize=(11, 3.2), dpi=90)
     ax, ax2 = fig.subplots(1, 2)
     k = np.arange(len(steps))
-    vals = [np.nan if s["value"] is None else s["value"] for s in steps]
+    vals = [np.nan if s["score"] is None else s["score"] for s in steps]
     cols = [style.COLORS[3] if s["author"] == "large" else style.COLORS[0] for s in steps]
     ax.bar(k, vals, color=cols)
-    ax.axhline(tau, color="k", ls="--", lw=1, label=f"τ = {tau:.3g}")
+    c = raw_threshold(fr, tau)
+    if np.isfinite(c):
+        ax.axhline(c, color="k", ls="--", lw=1, label=f"τ = {tau:.6g} ⇔ confidence {c:.3f}")
     ax.set_xticks(k, [s["text"].strip() or "·" for s in steps], rotation=30, fontsize="x-small")
-    style.label_axes(ax, "", "posterior π (before the step)", "blue: small keeps it · orange: handed over",
+    style.label_axes(ax, "", f"confidence ({fr.read})", "blue: small keeps it · orange: handed over",
                      loc="lower left", fontsize="x-small")
     ax.set_ylim(0, 1.05)
     fl_s = np.array([s["flops"].get("small", 0) for s in steps]) / 1e6

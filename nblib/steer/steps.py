@@ -58,7 +58,7 @@ class StepFormat:
         return out + ([parts[-1]] if parts[-1] else [])
 
 
-TASKWORLD = StepFormat()                                                   # one step per line, '#answer'
+TASKWORLD = StepFormat(max_tokens=192)   # one step per line, "#answer"; 192: the v2 models' context (hard problems)
 BLANK_LINE = StepFormat("\n\n", answer_marker=None, max_steps=16, max_step_tokens=128, max_tokens=2048)
 NUMBERED = StepFormat("\n", answer_marker="Answer:", step_prefix="Step {k}: ", max_steps=16,
                       max_step_tokens=96, max_tokens=2048)

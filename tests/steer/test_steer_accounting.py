@@ -37,7 +37,7 @@ def costs_of(run):
 
 def plain_costs(model, prompt, name):
     """Each accounting of plain greedy decoding by one model, counted from `generate`'s tokens alone."""
-    g = generate(model, [prompt], max_new_tokens=80)[0]
+    g = generate(model, [prompt], max_new_tokens=steer.TASKWORLD.max_tokens - len(tw.encode(prompt)))[0]
     shape = tw.models.shape_of(model)
     P, n = g.prompt_tokens, len(g.tokens)
     gen = sum(f(shape, 1, P - 1 + k) for k in range(n))           # token k is generated at position P - 1 + k

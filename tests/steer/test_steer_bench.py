@@ -21,7 +21,7 @@ def test_frontier_has_every_method_and_exact_endpoints(small_frontier):
     s = steer.summary(fr)
     assert set(s["saved_at_large_minus_1pt"]) == set(steer.ACCOUNTINGS)
     for a in steer.ACCOUNTINGS:
-        assert set(s["saved_at_large_minus_1pt"][a]) == {"steer", "query", "random"}
+        assert set(s["saved_at_large_minus_1pt"][a]) == {"steer", "query", "random", "steer_mid"}
         pts = steer.bench.method_points(fr, "STEER", a)
         assert pts.rel.iloc[-1] == pytest.approx(1.0)          # large-only is the unit of every accounting
         for m in ("query routing", "random steps"):              # every method shares the two endpoints
@@ -91,3 +91,21 @@ def test_the_cached_frontier_follows_the_checkpoints_not_the_names(tmp_path, mon
     os.utime(w, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))          # a new mtime even on a coarse clock
     assert steer.bench.frontier(cfg, verbose=False) == 2
     assert len(calls) == 2
+
+
+def test_a_saved_frontier_loads_back_the_same_and_a_corrupt_one_says_how_to_rebuild(small_frontier, tmp_path):
+    from nblib.cache import CorruptArtefact
+
+    path = tmp_path / "fr.json.gz"
+    steer.bench.save_frontier(small_frontier, path)
+    back = steer.bench.load_frontier(path)
+    assert back.config == small_frontier.config and back.read == small_frontier.read
+    assert steer.summary(back) == steer.summary(small_frontier)
+    for a in steer.ACCOUNTINGS:
+        assert steer.bench.costs(back, a)["cost"].tolist() == pytest.approx(
+            steer.bench.costs(small_frontier, a)["cost"].tolist())
+    path.write_bytes(path.read_bytes()[:200])                     # truncated
+    with pytest.raises(CorruptArtefact, match="build_steer_frontier"):
+        steer.bench.load_frontier(path)
+    with pytest.raises(FileNotFoundError, match="build_steer_frontier"):
+        steer.bench.load_frontier(tmp_path / "missing.json.gz")
