@@ -8,6 +8,7 @@ the papers). The analytic count of a decoder-only transformer forward is
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import statistics
 import threading
 import time
@@ -16,6 +17,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from . import checks
 
 # ----------------------------------------------------------------------------- units
 _FAMILIES = {
@@ -130,11 +133,15 @@ def transformer_flops(shape: TransformerShape, batch: int, new_tokens: int, past
     causal or not), the MLP, and the LM head on `logits_positions` positions
     per sequence (default: all new tokens; `generate` keeps only the last).
     """
+    if not isinstance(shape, TransformerShape):
+        raise TypeError(f"shape must be a TransformerShape (e.g. TransformerShape.from_config(model.config)), "
+                        f"got {type(shape).__name__}")
     check_positive(batch=batch, new_tokens=new_tokens)
-    if past < 0:
-        raise ValueError(f"past must be >= 0, got {past}")
-    s = shape
-    t, keys = new_tokens, past + new_tokens
+    past = checks.whole("past", past, low=0)
+    if logits_positions is not None:
+        logits_positions = checks.whole("logits_positions", logits_positions, low=0)
+    batch, s = int(batch), shape
+    t, keys = int(new_tokens), past + int(new_tokens)
     proj = 2 * t * s.d_model * s.head_dim * (2 * s.n_heads + 2 * s.n_kv_heads)
     attn = 2 * 2 * t * keys * s.n_heads * s.head_dim
     mlp = 2 * t * s.d_model * s.d_ff * (3 if s.gated_mlp else 2)
@@ -145,9 +152,9 @@ def transformer_flops(shape: TransformerShape, batch: int, new_tokens: int, past
 
 def check_positive(**values: int) -> None:
     """Raise a ValueError naming the first argument that is not a positive integer."""
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive integer (1 or more), got {v!r}")
+    for name, v in values.items():   # numpy integers count; floats (even 4.0) and bools do not
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+            raise checks.BadArgument(f"{name} must be a positive integer (1 or more), got {v!r}")
 
 
 # ----------------------------------------------------------------------------- time
@@ -266,9 +273,12 @@ def decode_bound_tokens_per_s(limits: MachineLimits, weight_bytes: float, flops_
     Returns tokens/s allowed by memory (batch x bandwidth / bytes read per step), by compute
     (FLOP/s / FLOPs per token), the bound (the smaller) and which of the two binds.
     """
+    if not isinstance(limits, MachineLimits):
+        raise TypeError(f"limits must be a MachineLimits (from measure_machine()), got {type(limits).__name__}")
     check_positive(batch=batch)
-    if weight_bytes <= 0 or flops_per_token <= 0:
-        raise ValueError(f"weight_bytes and flops_per_token must be > 0, got {weight_bytes} and {flops_per_token}")
+    weight_bytes = checks.number("weight_bytes", weight_bytes, low=0, low_open=True)
+    flops_per_token = checks.number("flops_per_token", flops_per_token, low=0, low_open=True)
+    kv_bytes_per_row = checks.number("kv_bytes_per_row", kv_bytes_per_row, low=0)
     step_bytes = weight_bytes + batch * kv_bytes_per_row
     memory = batch * limits.read_bytes_per_s / step_bytes
     compute = limits.matmul_flops_per_s / flops_per_token
@@ -345,9 +355,9 @@ class Prices:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if v is not None and v < 0:
-                raise ValueError(f"{f.name} must be >= 0, got {v}")
+            if getattr(self, f.name) is not None:
+                object.__setattr__(self, f.name, checks.number(f.name, getattr(self, f.name), low=0,
+                                                               hint="USD, or None for no price"))
 
 
 @dataclass
@@ -499,7 +509,8 @@ class PriceSheet:
     def __post_init__(self):
         for part in ("input", "output"):
             for model, price in getattr(self, part):
-                if not isinstance(price, (int, float)) or price != price or price < 0 or price == float("inf"):
+                if isinstance(price, bool) or not isinstance(price, numbers.Real) or price != price or price < 0 \
+                        or price == float("inf"):
                     raise ValueError(f"price sheet {self.name!r}: the {part} price of {model!r} must be a finite "
                                      f"number >= 0, got {price!r}")
         if [m for m, _ in self.input] != [m for m, _ in self.output]:
@@ -596,8 +607,11 @@ def scaled_sheet(sheet: PriceSheet, ratio: float) -> PriceSheet:
     """
     import math
 
-    if not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio < 1:
-        raise ValueError(f"the price ratio must be a finite number >= 1, got {ratio!r}")
+    if not isinstance(sheet, PriceSheet):
+        raise TypeError(f"sheet must be a PriceSheet (e.g. cost.price_sheet(...)), got {type(sheet).__name__}")
+    if not sheet.output:
+        raise ValueError(f"sheet {sheet.name!r} prices no model: nothing to scale")
+    ratio = checks.number("ratio", ratio, low=1, hint="the price ratio: dearest / cheapest output token")
     outs = dict(sheet.output)
     lo, hi = min(outs.values()), max(outs.values())
     if lo <= 0:
@@ -619,6 +633,9 @@ PRICE_SHEETS = ("flops", "as-if", "openai-2024-12")
 
 def price_sheet(name: str, models, flops_per_token: dict[str, float] | None = None) -> PriceSheet:
     """A named price sheet for these models (cheapest first): 'flops', 'as-if' (0.5B / 7B / 70B) or a provider table."""
+    if not isinstance(name, str) or name not in PRICE_SHEETS:
+        raise UnknownPriceSheet(f"no price sheet named {name!r}; sheets are {list(PRICE_SHEETS)}")
+    models = checks.distinct("models", checks.names("models", models, what="model"))
     if name == "flops":
         if flops_per_token is None:
             raise ValueError("the 'flops' sheet needs flops_per_token={model: FLOPs per token}")

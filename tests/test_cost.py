@@ -96,7 +96,7 @@ def test_ledger_prices_and_table():
     assert e.usd_per_1m_tokens(led.prices) == pytest.approx(2.002)
     df = led.frame()
     assert {"GFLOPs", "wall ms", "peak MB", "USD", "USD / 1M tok", "note"} <= set(df.columns)
-    with pytest.raises(ValueError, match="usd_per_hour must be >= 0"):
+    with pytest.raises(ValueError, match="usd_per_hour must be a number >= 0"):
         cost.Prices(usd_per_hour=-1)
     tot = cost.total([e, led.add("b", wall_ms=500.0, peak_mb=10.0, calls=1)])
     assert tot.wall_ms == 1500.0 and tot.calls == 3 and tot.peak_mb == 10.0
