@@ -1,6 +1,10 @@
 """Benchmark STEER on the task world v2 ladder: the share of large-only's cost each method saves, three accountings.
 
-    python benchmarks/steer.py [--test 400] [--calib 200] [--thresholds 25] [--quick]
+    python benchmarks/steer.py [--test 400] [--calib 200] [--thresholds 25] [--remeasure] [--quick]
+
+At the defaults the routed runs are the shipped frontier (data/steer/frontier_v2.json.gz: accuracy, tokens and
+FLOPs do not depend on the machine); --remeasure routes them again here (about 15 minutes on one thread). The CPU
+latency profile is always measured again on this machine, with the load average printed beside it.
 
 Methods, side by side in one run on the same test problems of the v2 mix (nblib.taskworld.problems.V2_MIX):
 small-only (v2-tiny), large-only (v2-large), v2-mid alone, STEER (v2-tiny + v2-large) over a grid of
@@ -30,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nblib import quick, steer  # noqa: E402
+from nblib import taskworld as tw  # noqa: E402
 from nblib.cost import blas_name, cpu_model  # noqa: E402
 
 
@@ -51,6 +56,7 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=200)
     ap.add_argument("--thresholds", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--remeasure", action="store_true", help="route the default frontier again instead of loading it")
     ap.add_argument("--quick", action="store_true", help="60 problems, 9 thresholds (CI)")
     a = ap.parse_args()
     if a.quick or quick():
@@ -59,7 +65,9 @@ def main() -> None:
     t0 = time.perf_counter()
     print(f"load average before: {os.getloadavg()} (2 cores shared: the CPU latency profile is indicative)")
     cfg = steer.FrontierConfig(n_test=a.test, n_calib=a.calib, n_thresholds=a.thresholds)
-    fr = steer.frontier(cfg)
+    fr = steer.bench.frontier_or_shipped(cfg, run_full=a.remeasure)
+    names = [n for n in (cfg.small, cfg.mid, cfg.large) if n]
+    fr.profiles["latency_cpu"] = steer.latency.measure_cpu({n: tw.load_model(n) for n in names}, threads=a.threads)
     print(f"\n{cfg.n_test} test problems of the v2 mix; params {fr.params}; compute wall {fr.wall_s}")
     print("\nconfidence reads (AUROC against step validity, small model's own solutions of validation problems):")
     print(fr.reads.to_string(index=False))

@@ -4,7 +4,8 @@ The latency accounting prices every forward pass of a routed run (one per genera
 that reads a chunk) with a profile. Two kinds, always labelled:
 
 - *measured*: batch-1 forwards of the task models on this CPU with a KV cache of `past` tokens, timed for a few
-  chunk lengths (median of repeats, interleaved), made non-decreasing in the chunk length (a longer chunk never
+  chunk lengths (the fastest of interleaved repeats: on a shared machine the minimum is the time least disturbed by
+  other work; the spread is kept in `meta`), made non-decreasing in the chunk length (a longer chunk never
   costs less: timing noise is flattened by a running maximum) and interpolated linearly between them;
 - *modelled*: a roofline for a named GPU and an "as if" model size per model (bf16 weights read once per
   forward against the chunk's 2 x params x tokens FLOPs, plus a fixed per-forward overhead). Attention and KV
@@ -91,9 +92,9 @@ class LatencyProfile:
                 "meta": self.meta}
 
 
-def measure_cpu(models: dict, chunks=(1, 2, 4, 8, 16, 32), past: int = 48, repeats: int = 7,
+def measure_cpu(models: dict, chunks=(1, 2, 4, 8, 16, 32), past: int = 48, repeats: int = 9,
                 threads: int = 1) -> LatencyProfile:
-    """Time batch-1 forwards of each model (name -> a task model) on this CPU after `past` cached tokens."""
+    """Time batch-1 forwards of each model (name -> a task model) on this CPU after `past` cached tokens (fastest repeat)."""
     import os
 
     import torch
@@ -122,7 +123,7 @@ def measure_cpu(models: dict, chunks=(1, 2, 4, 8, 16, 32), past: int = 48, repea
                     dt = time.perf_counter() - t0
                     caches[name].crop(-k)
                     raw[name][k].append(dt)
-        seconds = {m: tuple(float(x) for x in np.maximum.accumulate([np.median(raw[m][k][1:]) for k in chunks]))
+        seconds = {m: tuple(float(x) for x in np.maximum.accumulate([np.min(raw[m][k][1:]) for k in chunks]))
                    for m in models}
     finally:
         torch.set_num_threads(old)
