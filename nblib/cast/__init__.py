@@ -4,6 +4,7 @@ Notebook 07's sections and where their code lives:
 
 - the target and its trained drafts: token-level and feature-level -> `draft` (Draft, load), `eagle` (FeatureDraft)
 - one decoding step: draft a tree, verify it in one pass, accept -> `tree` (generate, FixedTree, chain)
+- sampling at temperature > 0: recursive rejection sampling     -> `sampling` (Sampling), `tree` (verify_sampled)
 - lossless against `model.generate`                              -> `tree` (greedy_reference, plain_greedy)
 - measured latency tables and CAST's tree-shape policy           -> `policy` (CastPolicy, cached_profile)
 - every method side by side, with transformers' assisted peer    -> `bench` (compare, table, sweep)
@@ -12,10 +13,11 @@ Notebook 07's sections and where their code lives:
 The notebook imports this one package: `from nblib import cast` -> `cast.generate(...)`, `cast.CastPolicy`,
 `cast.bench.compare(...)`.
 """
-from . import bench, draft, eagle, panel, policy, tree
+from . import bench, draft, eagle, panel, policy, sampling, tree
 from .policy import CastPolicy, LatencyProfile, cached_profile, linear_profile
+from .sampling import Sampling
 from .tree import FixedTree, SpecResult, Tree, chain, generate, greedy_reference, plain_greedy
 
-__all__ = ["bench", "draft", "eagle", "panel", "policy", "tree", "CastPolicy", "LatencyProfile", "cached_profile",
+__all__ = ["bench", "draft", "eagle", "panel", "policy", "sampling", "tree", "Sampling", "CastPolicy", "LatencyProfile", "cached_profile",
            "linear_profile", "FixedTree", "SpecResult", "Tree", "chain", "generate", "greedy_reference",
            "plain_greedy"]

@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from . import kernel
+from .sampling import Sampling, check_sampling
 
 NEG = -1e9  # additive mask value for "may not attend" (finite: no NaN for rows of padding)
 MAX_TREE_DEPTH = 32  # hard cap on draft tree levels, whatever a policy's go_deeper says
@@ -530,16 +531,76 @@ def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep, lean: bool = True
     last = torch.where(accepted, dep, torch.full_like(dep, -1)).argmax(1)  # (B,) deepest accepted node
     rows = torch.arange(B, device=tok.device)
     bonus = head(target, hidden[rows, last]).argmax(-1) if lean and not full else greedy.gather(1, last[:, None])[:, 0]
-    # keep the accepted path (root..last) in depth order
+    on_path, keep_idx = keep_path(tkv, past, last, dep, anc & accepted[:, None, :])
+    if features:
+        return on_path, last, bonus, hidden.gather(1, keep_idx[:, :, None].expand(-1, -1, hidden.shape[-1]))
+    return on_path, last, bonus
+
+
+def keep_path(tkv: KV, past: int, last: torch.Tensor, dep: torch.Tensor, anc: torch.Tensor):
+    """Keep only the path root..last (B,) of the verified tree in the target cache, in depth order.
+
+    Returns the path as a mask over the tree's nodes (B, N) and the kept node indices (B, A) (padded past each
+    row's path end).
+    """
+    B, N = dep.shape
     path_d = dep.gather(1, last[:, None])[:, 0]  # (B,)
     A = int(path_d.max()) + 1
-    on_path = accepted & anc.gather(1, last[:, None, None].expand(-1, 1, N))[:, 0]  # (B, N)
+    on_path = anc.gather(1, last[:, None, None].expand(-1, 1, N))[:, 0]  # (B, N) ancestors-or-self of last
     # order along the path by depth; nodes not on the path sort after
     key = torch.where(on_path, dep, torch.full_like(dep, 10**6))
     srt = key.argsort(dim=1, stable=True)[:, :A]
-    keep_ok = torch.arange(A, device=tok.device)[None, :] <= path_d[:, None]
+    keep_ok = torch.arange(A, device=dep.device)[None, :] <= path_d[:, None]
     keep_idx = torch.where(keep_ok, srt, torch.zeros_like(srt))
     tkv.keep(past, keep_idx, keep_ok)
+    return on_path, keep_idx
+
+
+def verify_sampled(target, tkv: KV, root: torch.Tensor, tok, par, dep, sampling, generator,
+                   features: bool = False):
+    """One target forward over root + tree, then recursive rejection sampling down the tree (lossless sampling).
+
+    At a node whose tokens so far are accepted, with the target's sampling distribution p there, the node's
+    children (drafted tokens, best first) are tried in turn: child token x is accepted with probability
+    r(x) / sum(r), where r is p with every child rejected so far removed; on acceptance the walk moves to the
+    child. When every child is rejected (or the node is a leaf) the bonus token is drawn from r. A child is a
+    point-mass proposal, so each emitted token is distributed exactly as p (P(first child) = p(x1); P(second) =
+    (1 - p(x1)) p(x2) / (1 - p(x1)); ...; the rest by r). Same returns as `verify`.
+    """
+    tok = tok.clone()
+    tok[:, 0] = root
+    B, N = tok.shape
+    anc = ancestors(par, int(dep.max()))
+    ok = torch.ones(B, N, dtype=torch.bool, device=tok.device)
+    past = tkv.length
+    hidden = lm_hidden(target, tkv, tok, anc, dep, ok)          # (B, N, d)
+    p = sampling.probs(head(target, hidden))                      # (B, N, V) the target's distribution after each node
+    par_l, tok_l = par.tolist(), tok.tolist()
+    last = torch.zeros(B, dtype=torch.long, device=tok.device)
+    bonus = torch.zeros(B, dtype=torch.long, device=tok.device)
+    for b in range(B):
+        children: dict[int, list[int]] = {}
+        for i in range(1, N):
+            children.setdefault(par_l[b][i], []).append(i)      # generation order: best draft score first
+        node = 0
+        while True:
+            r = p[b, node].clone()
+            moved = False
+            for c in children.get(node, []):
+                x = tok_l[b][c]
+                total = float(r.sum())
+                if r[x] <= 0:
+                    continue                                     # the target never samples it here: reject
+                u = float(torch.rand((), generator=generator, device=r.device))
+                if u * total < float(r[x]):
+                    node, moved = c, True
+                    break
+                r[x] = 0.0
+            if not moved:
+                bonus[b] = torch.multinomial(r / r.sum(), 1, generator=generator)[0]
+                break
+        last[b] = node
+    on_path, keep_idx = keep_path(tkv, past, last, dep, anc)
     if features:
         return on_path, last, bonus, hidden.gather(1, keep_idx[:, :, None].expand(-1, -1, hidden.shape[-1]))
     return on_path, last, bonus
@@ -622,11 +683,18 @@ def check_pair(target, draft, vocab: torch.Tensor | None, policy) -> None:
 
 
 def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolicy | None = None,
-             eos_token_id: int | None = None, record_trees: bool = False, kernels: bool = True) -> SpecResult:
-    """Greedy speculative decoding of a batch of prompts (list of token-id lists); lossless w.r.t. the target.
+             eos_token_id: int | None = None, record_trees: bool = False, kernels: bool = True,
+             sampling: Sampling | None = None) -> SpecResult:
+    """Speculative decoding of a batch of prompts (list of token-id lists); lossless w.r.t. the target.
 
-    kernels: multiply with the skinny verify kernel (`nblib.cast.kernel`) where it runs; False keeps torch's.
+    Greedy by default (identical tokens to the target's greedy decoding); with `sampling` (a `Sampling` with
+    temperature > 0 and top-p) every emitted token is drawn from the target's sampling distribution by
+    recursive rejection sampling over the tree (`verify_sampled`), so the output is distributed as plain
+    sampling's. kernels: multiply with the skinny verify kernel (`nblib.cast.kernel`) where it runs.
     """
+    sampling = check_sampling(sampling)
+    if sampling is not None and sampling.greedy:
+        sampling = None                                  # temperature 0: today's greedy path, token for token
     policy = policy if policy is not None else FixedTree()
     draft, vocab = unpack_draft(draft)
     feat = is_feature_draft(draft)  # a feature draft reads the target's features beside the tokens
@@ -644,7 +712,9 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
     with torch.no_grad(), kernel.fast_linears(target, draft, enabled=kernels):
         tkv, dkv = KV(B, dev), KV(B, dev)
         logits0, hid0, lens0 = prefill(target, tkv, rows, return_hidden=True)
-        first = logits0.argmax(-1)  # (B,) the first new token = first root
+        gen = sampling.generator(logits0.device) if sampling is not None else None
+        # (B,) the first new token = first root
+        first = logits0.argmax(-1) if sampling is None else sampling.draw(sampling.probs(logits0), gen)
         res.row_calls += B
         roots = first
         pending = [r + [int(t)] for r, t in zip(rows, first.tolist(), strict=True)]  # draft has not seen these yet
@@ -683,7 +753,11 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
             m = max(1, int(policy.n_verify(sc_sorted, context)))
             tok, par, dep, sc = select_nodes(nodes, m)
             t1 = time.perf_counter()
-            on_path, last, bonus, path_f = verify(target, tkv, roots, tok, par, dep, features=True)
+            if sampling is None:
+                on_path, last, bonus, path_f = verify(target, tkv, roots, tok, par, dep, features=True)
+            else:
+                on_path, last, bonus, path_f = verify_sampled(target, tkv, roots, tok, par, dep, sampling, gen,
+                                                              features=True)
             t2 = time.perf_counter()
             res.draft_seconds += t1 - t0
             res.verify_seconds += t2 - t1
@@ -738,8 +812,13 @@ def greedy_reference(target, prompts, max_new_tokens: int, eos_token_id: int | N
 
 
 def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None = None,
-                 kernels: bool = True) -> SpecResult:
-    """Batched autoregressive greedy decoding with the same cache machinery (and kernels) as `generate`."""
+                 kernels: bool = True, sampling: Sampling | None = None) -> SpecResult:
+    """Batched autoregressive decoding with the same cache machinery (and kernels) as `generate`.
+
+    Greedy by default; with `sampling`, each token is drawn from `sampling.probs` of the target's logits (the
+    reference that speculative sampling must match in distribution).
+    """
+    sampling = check_sampling(sampling)
     rows = _as_rows(prompts)
     dev = next(target.parameters()).device
     B = len(rows)
@@ -748,7 +827,12 @@ def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None 
     t0 = time.perf_counter()
     with torch.no_grad(), kernel.fast_linears(target, enabled=kernels):
         kv = KV(B, dev)
-        nxt = prefill(target, kv, rows).argmax(-1)
+        gen = sampling.generator(dev) if sampling is not None else None
+
+        def pick(logits):
+            return logits.argmax(-1) if sampling is None else sampling.draw(sampling.probs(logits), gen)
+
+        nxt = pick(prefill(target, kv, rows))
         res.row_calls += B
         alive = list(range(B))
         for _ in range(max(1, max_new_tokens) + 1):  # bounded: every step emits one token per live row
@@ -763,7 +847,7 @@ def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None 
                 kv.select(sel)
                 nxt = nxt[sel]
                 alive = [alive[i] for i in keep]
-            nxt = prefill(target, kv, [[int(t)] for t in nxt.tolist()]).argmax(-1)
+            nxt = pick(prefill(target, kv, [[int(t)] for t in nxt.tolist()]))
             res.steps += 1
             res.row_calls += len(alive)
             res.accepted.append(1.0)
