@@ -205,7 +205,10 @@ def oracle_actions(A: Arrays, cost_unit: float, lam: float) -> np.ndarray:
     fail = np.where(valid, prefix + w_best, np.inf)
     k_fail = fail.argmin(1)
     fail_best = fail[np.arange(n), k_fail]
-    win = (1 - lam * success / cost_unit) >= (-lam * fail_best / cost_unit)
+    with np.errstate(invalid="ignore"):   # 0 x inf: no right (or no wrong) route at all
+        win_ret = np.where(np.isfinite(success), 1 - lam * success / cost_unit, -np.inf)
+        fail_ret = np.where(np.isfinite(fail_best), -lam * fail_best / cost_unit, -np.inf)
+    win = win_ret >= fail_ret
     acts = np.where(valid, r_arg, 0)
     for i in np.flatnonzero(~win):
         acts[i, k_fail[i]] = w_arg[i, k_fail[i]]

@@ -23,7 +23,7 @@ from .episodes import Walk, usage
 from .table import Arrays
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "hierrouter"
-DEFAULT_LAMS = (0.0, 0.01, 0.05, 0.15, 0.5)
+DEFAULT_LAMS = (0.0, 0.01, 0.05, 0.1, 0.15, 0.5)
 SEEDS = (0, 1, 2)
 ORACLE_LAMS = (0.0, 0.01, 0.03, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0)
 ROUTER = "HierRouter (PPO)"
