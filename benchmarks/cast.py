@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nblib import cast  # noqa: E402
+from nblib.cost import blas_name, cpu_model  # noqa: E402
 
 
 def main() -> None:
@@ -40,6 +41,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small profile grid (CI)")
     ap.add_argument("--sweep", action="store_true", help="also measure the fixed-tree sweep of notebook 07")
     ap.add_argument("--save", type=Path, default=None, help="write every measurement to this JSON file")
+    ap.add_argument("--sampling", action="store_true",
+                    help="also time speculative sampling at T = 0.7 against the plain sampled loop (batch 1)")
+    ap.add_argument("--sampling-only", action="store_true", help="only the sampling measurement (minutes)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
@@ -47,6 +51,11 @@ def main() -> None:
     drafts = cast.bench.load_drafts(target)
     rows_p = cast.bench.eval_prompts(a.prompts)
     prompts = [cast.bench.chat_ids(tok, r["prompt"]) for r in rows_p]
+    if a.sampling_only:
+        print(json.dumps({**sampling_section(target, drafts, prompts, a.new_tokens),
+                          "prompts": a.prompts, "new_tokens": a.new_tokens, "threads": a.threads,
+                          "cpu": cpu_model(), "blas": blas_name()}))
+        return
     print(f"prompts: {a.prompts} held out ({', '.join(sorted({r['source'] for r in rows_p}))}), "
           f"{sum(map(len, prompts)) / len(prompts):.0f} tokens on average; up to {a.new_tokens} new tokens each")
     print(f"load average before: {os.getloadavg()}  (wall-clock speedups need a quiet machine)")
@@ -70,7 +79,25 @@ def main() -> None:
     if a.save is not None:
         cast.bench.save_benchmark(result, a.save)
         print(f"saved {a.save}")
-    print(json.dumps(cast.bench.headline(result, a.prompts, a.new_tokens)))
+    head = cast.bench.headline(result, a.prompts, a.new_tokens)
+    if a.sampling:
+        head.update(sampling_section(target, drafts, prompts, a.new_tokens))
+    print(json.dumps(head))
+
+
+def sampling_section(target, drafts: dict, prompts, new_tokens: int) -> dict:
+    """Speculative sampling at T = 0.7 against the plain sampled loop, batch 1, with the feature draft: printed, and keys."""
+    name = "eagle" if "eagle" in drafts else next(iter(drafts))
+    print(f"\nsampling at T = 0.7, batch 1, draft {name!r}, load average {os.getloadavg()} (lossless in distribution: "
+          "tests/cast/test_cast_sampling.py)")
+    sp = cast.bench.sampling_speed(target, drafts[name], prompts, 0.7, 1.0, new_tokens)
+    for k, v in sp.items():
+        if isinstance(v, dict):
+            print(f"  {k:14s} {v['tokens_per_s']:6.2f} tok/s (range {v['range'][0]:.2f}-{v['range'][1]:.2f}), "
+                  f"{v['tokens_per_call']:.2f} tokens per target call" + (f", {v['speedup']:.2f}x plain" if "speedup" in v else ""))
+    best = max((k for k, v in sp.items() if isinstance(v, dict) and "speedup" in v), key=lambda k: sp[k]["speedup"])
+    return {"sampling_speedup_t07": round(sp[best]["speedup"], 3), "sampling_policy_t07": best,
+            "sampling_draft_t07": name, "sampling_loadavg": [round(x, 2) for x in os.getloadavg()]}
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import draft as draft_mod
@@ -563,3 +564,40 @@ def cached_sweep(target, draft, prompts: list[list[int]], depths, top_ks, budget
     return cached("cast_sweep", config, lambda: sweep(target, draft, prompts, depths, top_ks, budgets, batches,
                                                       max_new, eos), code=(sweep, run, tree), verbose=False)
 
+
+
+def sampling_speed(target, draft, prompts: list[list[int]], temperature: float = 0.7, top_p: float = 1.0,
+                   max_new: int = 64, policies: dict | None = None, eos: int | None = None, repeats: int = 3,
+                   seed: int = 0) -> dict:
+    """Tokens/s at batch 1 of the plain sampled loop and of speculative sampling, interleaved repeats, and their ratio.
+
+    Speculative sampling is lossless in distribution (`tree.verify_sampled`), not token for token, so the outputs
+    are not compared here (tests/cast/test_cast_sampling.py checks the distribution). Returns, per method, the
+    median tokens/s over repeats with its range, the mean tokens per target call, and `speedup` of each policy over
+    the plain loop (median over medians).
+    """
+    from .sampling import Sampling
+
+    policies = policies if policies is not None else {"chain-4": chain(4), "tree 5x8/32": FixedTree(5, 8, 32)}
+    runs: dict[str, list[float]] = {"plain": [], **{k: [] for k in policies}}
+    acc: dict[str, list[float]] = {k: [] for k in runs}
+    for rep in range(repeats):
+        for name in runs:
+            toks, secs, calls = 0, 0.0, 0
+            for i, p in enumerate(prompts):
+                s = Sampling(temperature, top_p, seed + 1000 * rep + i)
+                if name == "plain":
+                    r = plain_greedy(target, [p], max_new, eos, sampling=s)
+                else:
+                    r = generate(target, draft, [p], max_new, policies[name], eos, sampling=s)
+                toks += r.emitted
+                secs += r.seconds
+                calls += r.row_calls
+            runs[name].append(toks / secs)
+            acc[name].append(toks / max(1, calls))
+    out = {k: {"tokens_per_s": float(np.median(v)), "range": [float(min(v)), float(max(v))],
+               "tokens_per_call": float(np.mean(acc[k]))} for k, v in runs.items()}
+    for k in policies:
+        out[k]["speedup"] = out[k]["tokens_per_s"] / out["plain"]["tokens_per_s"]
+    out["temperature"], out["top_p"], out["repeats"] = temperature, top_p, repeats
+    return out

@@ -574,8 +574,11 @@ def verify_sampled(target, tkv: KV, root: torch.Tensor, tok, par, dep, sampling,
     ok = torch.ones(B, N, dtype=torch.bool, device=tok.device)
     past = tkv.length
     hidden = lm_hidden(target, tkv, tok, anc, dep, ok)          # (B, N, d)
-    p = sampling.probs(head(target, hidden))                      # (B, N, V) the target's distribution after each node
     par_l, tok_l = par.tolist(), tok.tolist()
+
+    def p_at(b: int, node: int) -> torch.Tensor:                 # (V,) the target's distribution after a node:
+        return sampling.probs(head(target, hidden[b, node][None]))[0]   # the head runs only where the walk goes
+
     last = torch.zeros(B, dtype=torch.long, device=tok.device)
     bonus = torch.zeros(B, dtype=torch.long, device=tok.device)
     for b in range(B):
@@ -584,7 +587,7 @@ def verify_sampled(target, tkv: KV, root: torch.Tensor, tok, par, dep, sampling,
             children.setdefault(par_l[b][i], []).append(i)      # generation order: best draft score first
         node = 0
         while True:
-            r = p[b, node].clone()
+            r = p_at(b, node)
             moved = False
             for c in children.get(node, []):
                 x = tok_l[b][c]
