@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nblib import llm, lwe  # noqa: E402
 from nblib.lwe import bench, scripted  # noqa: E402
 
-GEMMA = ("not run: one SmolLM2 judge call took 5-16 s on the shared core here, the SmolLM2 runs used the whole "
+GEMMA = ("not run: one SmolLM2 generation took 8-50 s on the shared core here, the SmolLM2 runs used the whole "
          "CPU budget; Gemma-3-270M is twice the parameters (see data/lwe/README.md)")
 
 
