@@ -25,12 +25,14 @@ samples of every visited model on that query (prefill + KV-cached decode, `taskw
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from .. import checks
 from .traces import CascadeTraces
 
 SKIP = 1.1  # a threshold above 1: the model is skipped
@@ -50,8 +52,11 @@ def check_alpha(alpha) -> float:
     return float(alpha)
 
 
-def check_calibration(idx) -> np.ndarray:
-    """A non-empty index array, or a ValueError: the conformal quantile needs calibration queries."""
+def check_calibration(idx, name: str = "the calibration set") -> np.ndarray:
+    """A non-empty 1-D array, or a ValueError: the conformal quantile needs calibration queries."""
+    if isinstance(idx, (str, bytes, dict)) or np.ndim(idx) != 1:
+        raise ValueError(f"{name} must be a 1-D list of query indices (or costs), got {type(idx).__name__} "
+                         f"{idx!r:.80}")
     idx = np.asarray(idx)
     if idx.size == 0:
         raise ValueError("the calibration set is empty: the conformal cost quantile needs at least one "
@@ -63,6 +68,9 @@ def check_split(traces: CascadeTraces, ss_idx: np.ndarray, cal_idx: np.ndarray) 
     """Refuse splits that void the guarantee: repeated or out-of-range indices, or D_cal overlapping D_ss."""
     q = traces.n_queries
     for name, idx in (("D_ss", ss_idx), ("D_cal", cal_idx)):
+        if idx.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D list of query indices in [0, {q}), got an array of shape "
+                             f"{idx.shape}")
         if idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < -q or idx.max() >= q):
             raise ValueError(f"{name} must hold query indices in [0, {q}); got {idx[:5].tolist()}...")
         norm = np.asarray(idx) % q
@@ -106,26 +114,48 @@ def paper_grid(k: int) -> np.ndarray:
     return np.round(np.arange(k + 1) * SKIP / k, 10)
 
 
+MAX_CONFIGS = 2_000_000  # threshold vectors `configs` enumerates at most (each is run on every query)
+
+
 def configs(grid: Sequence[float], n_models: int) -> np.ndarray:
     """Every threshold vector over the grid: (|G|^(M-1), M), the MPM's threshold fixed at 0."""
-    grid = np.asarray(grid, dtype=float)
-    if n_models < 1:
-        raise ValueError("a cascade needs at least one model")
+    n_models = checks.whole("n_models", n_models, low=1)   # a cascade needs at least one model
+    try:
+        grid = np.asarray(checks.non_empty("grid", grid, "threshold"), dtype=float)
+    except (TypeError, ValueError) as e:
+        raise checks.BadArgument(f"grid must be a list of thresholds in [0, {SKIP}] ({e})") from None
+    if grid.ndim != 1 or not np.isfinite(grid).all() or (grid < 0).any() or (grid > SKIP).any():
+        raise checks.BadArgument(f"grid must be a list of finite thresholds in [0, {SKIP}] ({SKIP} = skip the "
+                                 f"model), got {grid.tolist()[:8]}")
     if n_models == 1:
         return np.zeros((1, 1))
-    mesh = np.stack(np.meshgrid(*[grid] * (n_models - 1), indexing="ij"), -1).reshape(-1, n_models - 1)
+    if math.log(max(len(grid), 1)) * (n_models - 1) > math.log(MAX_CONFIGS):
+        raise checks.BadArgument(f"grid ({len(grid)} thresholds) and n_models ({n_models}) make "
+                                 f"{len(grid)}^{n_models - 1} configurations, more than {MAX_CONFIGS:,}: use a "
+                                 "coarser grid or fewer models")
+    if n_models - 1 <= 16:
+        mesh = np.stack(np.meshgrid(*[grid] * (n_models - 1), indexing="ij"), -1).reshape(-1, n_models - 1)
+    else:   # numpy's meshgrid stops at 32 dimensions; the same order (last threshold fastest)
+        mesh = np.array(list(itertools.product(grid, repeat=n_models - 1)), dtype=float)
     return np.concatenate([mesh, np.zeros((len(mesh), 1))], 1)
 
 
 def conformal_rank(n: int, alpha: float) -> int:
     """k = ceil((n + 1)(1 - alpha)), the 1-based rank of the conformal quantile (k > n: infeasible)."""
     alpha = check_alpha(alpha)
+    n = checks.whole("n", n, low=0)   # the number of calibration queries
     return int(math.ceil((n + 1) * (1 - alpha) - 1e-9))
 
 
 def conformal_quantile(costs, alpha: float) -> float:
     """q_hat: the k-th smallest of the calibration costs, k = ceil((n + 1)(1 - alpha)); inf when k > n."""
-    costs = np.asarray(check_calibration(costs), dtype=float)
+    try:
+        costs = np.asarray(check_calibration(costs, "costs"), dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"costs must be a list of calibration costs (numbers): {e}") from None
+    if not np.isfinite(costs).all():
+        raise ValueError(f"costs must be finite numbers (a NaN or inf cost is no measurement), got "
+                         f"{costs[~np.isfinite(costs)][:3].tolist()}")
     k = conformal_rank(costs.size, alpha)
     return float("inf") if k > costs.size else float(np.sort(costs)[k - 1])
 
@@ -174,7 +204,12 @@ def evaluate(traces: CascadeTraces, taus: np.ndarray | None = None, grid: Sequen
 
 def cascade(traces: CascadeTraces, tau: Sequence[float]) -> dict:
     """Run one threshold vector: per query who answered, with what vote share, which answer, at what cost."""
-    tau = np.asarray(tau, dtype=float)
+    try:
+        tau = np.asarray(tau, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"tau must be a list of {traces.n_models - 1} thresholds, got {tau!r:.80}") from None
+    if not np.isfinite(tau).all():
+        raise ValueError(f"tau must hold finite thresholds, got {tau.tolist()}")
     if tau.shape != (traces.n_models,):
         if tau.shape == (traces.n_models - 1,):
             tau = np.append(tau, 0.0)
@@ -313,7 +348,10 @@ def fit(traces: CascadeTraces, ss_idx, cal_idx, budget: float, alpha: float = 0.
 
 def random_split(n_queries: int, n_ss: int = 50, n_cal: int = 50, seed: int = 42):
     """A seeded random split of query indices into D_ss, D_cal and the test rest (the paper: 50 / 50 / rest)."""
-    if n_ss < 1 or n_cal < 0 or n_ss + n_cal >= n_queries:
+    n_queries = checks.whole("n_queries", n_queries, low=2)
+    n_ss, n_cal = checks.whole("n_ss", n_ss, low=1), checks.whole("n_cal", n_cal, low=0)
+    seed = checks.whole("seed", seed, low=0)
+    if n_ss + n_cal >= n_queries:
         raise ValueError(f"need n_ss >= 1, n_cal >= 0 and n_ss + n_cal < {n_queries} queries; got n_ss={n_ss}, "
                          f"n_cal={n_cal}")
     perm = np.random.default_rng(seed).permutation(n_queries)

@@ -61,8 +61,8 @@ def check_k(k) -> int:
 
 def check_temperature(t) -> float:
     """A sampling temperature > 0 (sampling needs one: at 0 the K samples would all be the greedy answer)."""
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0:
-        raise ValueError(f"temperature must be > 0 for sampled answers (0 would repeat the greedy answer K "
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not 0 < t < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0 for sampled answers (0 would repeat the greedy answer K "
                          f"times), got {t!r}")
     return float(t)
 

@@ -196,8 +196,9 @@ def task_traces(models: Sequence[str] = LADDER, split: str = "test", n: int = 40
     if isinstance(models, str):
         raise TypeError(f"models must be a sequence of model names, cheapest first (e.g. {list(LADDER)}), "
                         f"not the string {models!r}")
-    if len(models) < 1:
-        raise ValueError("a cascade needs at least one model")
+    if not isinstance(models, (list, tuple)) or len(models) < 1:
+        raise ValueError(f"models must be a non-empty list of model names, cheapest first (e.g. {list(LADDER)}): "
+                         f"a cascade needs at least one model, got {models!r:.80}")
     cfg = cfg if cfg is not None else default_task(models[0])
     probs = T.problems(split, n, seed, cfg)
     from ..checks import cost_order
@@ -220,8 +221,9 @@ def llm_traces(lms: Sequence, prompts: Sequence, k: int = S.DEFAULT_K,
     `prices`: one `nblib.cost.Prices` per model (USD per 1M prompt / completion tokens), else the cost
     is tokens (prompt + completion) of the K samples. `gold`: optional labels, for accuracy only.
     """
-    if len(lms) < 1:
-        raise ValueError("a cascade needs at least one model")
+    if isinstance(lms, str) or not isinstance(lms, (list, tuple)) or len(lms) < 1:
+        raise ValueError(f"lms must be a non-empty list of language models, cheapest first: a cascade needs at "
+                         f"least one model, got {lms!r:.80}")
     if prices is not None and len(prices) != len(lms):
         raise ValueError(f"{len(prices)} price entries for {len(lms)} models: give one Prices per model")
     samples = [S.sample_llm(lm, prompts, k, extract, temperature, seed, max_new_tokens, stop,
