@@ -35,6 +35,11 @@ def _random_ids(vocab: int, batch: int, seq: int, seed: int) -> torch.Tensor:
 
 def kv_cache_mb(shape: cost.TransformerShape, batch: int, tokens: int, bytes_per: int = 4) -> float:
     """Analytic KV-cache size in MB: 2 (K and V) x layers x kv heads x head dim x tokens x batch."""
+    if not isinstance(shape, cost.TransformerShape):
+        raise TypeError(f"shape must be a cost.TransformerShape (TransformerShape.from_config(model.config)), "
+                        f"got {type(shape).__name__}")
+    batch, tokens = checks.whole("batch", batch, low=1), checks.whole("tokens", tokens, low=0)
+    bytes_per = checks.whole("bytes_per", bytes_per, low=1)
     return 2 * shape.n_layers * shape.n_kv_heads * shape.head_dim * tokens * batch * bytes_per / 1e6
 
 

@@ -50,6 +50,8 @@ class CheckpointMismatch(ValueError):
 
 def encode(text: str, bos: bool = True) -> list[int]:
     """Token ids of a text (one per character), with <bos> first by default."""
+    if not isinstance(text, str):
+        raise T.MalformedProblem(f"text must be a string of task characters, got {type(text).__name__} {text!r:.60}")
     try:
         ids = [_STOI[c] for c in text]
     except KeyError as e:
@@ -58,7 +60,14 @@ def encode(text: str, bos: bool = True) -> list[int]:
 
 
 def decode(ids: Iterable[int]) -> str:
-    """Text of token ids, special tokens dropped."""
+    """Text of token ids, special tokens dropped; a ValueError naming `ids` for anything but ids of the vocabulary."""
+    from .. import checks
+
+    if isinstance(ids, torch.Tensor):
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise checks.BadArgument(f"ids must be a list of token ids, got {type(ids).__name__} {ids!r:.60}")
+    ids = [checks.whole("ids", i, low=0, high=len(VOCAB) - 1) for i in ids]
     return "".join(VOCAB[i] for i in ids if i >= len(SPECIALS))
 
 
