@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import checks
 from .ffn import FFNWeights
 
 
@@ -24,6 +25,7 @@ def check_expert_count(d_ff: int, n_experts: int) -> int:
     """The expert size d_ff / n_experts; ValueError when n_experts does not divide d_ff."""
     if isinstance(n_experts, bool) or not isinstance(n_experts, (int, np.integer)) or n_experts < 1:
         raise ValueError(f"n_experts must be a whole number >= 1, got {n_experts!r}")
+    d_ff = checks.whole("d_ff", d_ff, low=1)
     if d_ff % n_experts:
         divisors = [k for k in range(1, d_ff + 1) if d_ff % k == 0]
         raise ValueError(f"{n_experts} experts do not divide the FFN width {d_ff}: pick a divisor of {d_ff} "

@@ -37,9 +37,18 @@ def tau_from_code(tau_code: float) -> float:
     return 1.0 - check_tau(tau_code)
 
 
+def _check_pred(pred) -> int:
+    """The expert count E of a (..., E) floating-point tensor of router predictions; a clear error otherwise."""
+    if not isinstance(pred, torch.Tensor) or not pred.is_floating_point() or pred.dim() < 1 or pred.shape[-1] < 1:
+        raise checks.BadArgument(f"pred must be a floating-point tensor (tokens, experts) with at least one expert, "
+                                 f"got {type(pred).__name__} {tuple(getattr(pred, 'shape', ()))}")
+    return pred.shape[-1]
+
+
 def dynamic_k_mask(pred: torch.Tensor, tau: float) -> torch.Tensor:
     """Boolean (N, E): expert e runs for token n when pred[n, e] >= tau * max_e pred[n, e] (never empty)."""
     tau = check_tau(tau)
+    _check_pred(pred)
     mask = pred >= tau * pred.max(dim=-1, keepdim=True).values
     mask.scatter_(-1, pred.argmax(dim=-1, keepdim=True), True)  # the top expert always runs (NaN-safe)
     return mask
@@ -47,7 +56,7 @@ def dynamic_k_mask(pred: torch.Tensor, tau: float) -> torch.Tensor:
 
 def topk_mask(pred: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean (N, E): the k experts with the highest predictions run for each token."""
-    E = pred.shape[-1]
+    E = _check_pred(pred)
     k = checks.whole("k", k, low=1, high=E)   # numpy integers too; the error says the layer's expert count
     mask = torch.zeros_like(pred, dtype=torch.bool)
     return mask.scatter_(-1, pred.topk(k, dim=-1).indices, True)
