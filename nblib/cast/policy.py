@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import checks
 from ..cost import time_interleaved
 from . import kernel
 from . import tree as cast
@@ -183,7 +184,16 @@ def marginal_select(u, c, threshold: float, eps: float = 1e-12) -> int:
     u, c: utilities and costs of keeping 1..K items (u[0] is k=1); at least one item is kept; extra
     items that cost nothing (c_k - c_a <= eps) are kept while they add utility.
     """
-    u, c = np.asarray(u, float), np.asarray(c, float)
+    try:
+        u, c = np.asarray(u, float), np.asarray(c, float)
+    except (TypeError, ValueError):
+        raise ValueError(f"u and c must be lists of numbers (utilities and costs), got {u!r:.60} and {c!r:.60}") \
+            from None
+    if u.ndim != 1 or u.shape != c.shape or u.size == 0:
+        raise ValueError(f"u and c must be non-empty 1-D lists of the same length, got shapes {u.shape} and {c.shape}")
+    if not (np.isfinite(u).all() and np.isfinite(c).all()):
+        raise ValueError("u and c must be finite (a NaN or inf utility or cost selects nothing meaningful)")
+    threshold = checks.number("threshold", threshold)
     a = 0
     for k in range(1, len(u)):
         dc, du = c[k] - c[a], u[k] - u[a]

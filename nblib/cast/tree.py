@@ -22,6 +22,7 @@ latency tables, see `nblib.cast.policy`).
 """
 from __future__ import annotations
 
+import numbers
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -297,7 +298,7 @@ def check_policy(policy) -> None:
 
 def check_depth(name: str, depth) -> None:
     """Raise a ValueError unless `depth` is an int in 1..MAX_TREE_DEPTH."""
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+    if not isinstance(depth, numbers.Integral) or isinstance(depth, bool) or depth < 1:
         raise ValueError(f"{name} must be a positive integer, got {depth!r}")
     if depth > MAX_TREE_DEPTH:
         raise ValueError(f"{name}={depth} is above MAX_TREE_DEPTH={MAX_TREE_DEPTH}: draft trees are capped at "
@@ -309,10 +310,10 @@ class FixedTree:
 
     def __init__(self, depth: int = 5, top_k: int = 8, budget: int = 32):
         for name, v in (("depth", depth), ("top_k", top_k), ("budget", budget)):
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:   # numpy ints too, not bools
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         check_depth("depth", depth)
-        self.depth, self.top_k, self.budget = depth, top_k, budget
+        self.depth, self.top_k, self.budget = int(depth), int(top_k), int(budget)
 
     def reset(self) -> None:
         """Forget any state between generate calls (none for a fixed tree)."""
