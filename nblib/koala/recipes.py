@@ -20,7 +20,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+
+from .. import checks
 
 # ----------------------------------------------------------------------------- configs
 SDXL_BASE_CONFIG: dict = {
@@ -89,11 +92,17 @@ class Recipe:
 
 def bk_recipe(n_stages: int = 3, name: str = "BK") -> Recipe:
     """BK-SDM block removal: keep the first block of every encoder stage, drop the middle decoder block."""
+    n_stages = checks.whole("n_stages", n_stages, low=1)
     return Recipe(name, drop_down=((1,),) * n_stages, drop_up=((1,),) * n_stages)
 
 
 def koala_recipe(lowest_depth: int, drop_mid: bool, n_stages: int = 3, name: str = "KOALA") -> Recipe:
     """KOALA: BK block removal plus shallower transformer stacks at the lowest resolution (DW-n, Mid, UP-1)."""
+    lowest_depth = checks.whole("lowest_depth", lowest_depth, low=1)
+    n_stages = checks.whole("n_stages", n_stages, low=1)
+    if not isinstance(drop_mid, (bool, np.bool_)):
+        raise RecipeError(f"drop_mid must be True or False (remove the mid block or not), got {drop_mid!r}")
+    drop_mid = bool(drop_mid)
     depth = {f"DW-{n_stages}": lowest_depth, "UP-1": lowest_depth}
     if not drop_mid:
         depth["Mid"] = lowest_depth
@@ -188,8 +197,10 @@ def teacher_depths(config: dict) -> tuple[list[int], int | None, list[int]]:
 
 def pick_layers(teacher_depth: int, depth: int, how: str = "bottom") -> tuple[int, ...]:
     """Teacher layer indices a depth-`depth` student stack keeps: bottom, interleave or top."""
-    if how not in LAYER_PICKS:
+    if not isinstance(how, str) or how not in LAYER_PICKS:
         raise RecipeError(f"layers must be one of {LAYER_PICKS}, got {how!r}")
+    teacher_depth = checks.whole("teacher_depth", teacher_depth, low=0)   # 0: a stage without transformers
+    depth = checks.whole("depth", depth, low=0, high=teacher_depth)
     if depth == teacher_depth:
         return tuple(range(depth))
     if how == "bottom":
