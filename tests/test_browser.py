@@ -54,7 +54,7 @@ PANELS = [
     Panel("01_koala.ipynb", "nb01-depth-dw-3", ("ArrowLeft",), "nb01-readout", "DW-3 1R x T6", "DW-3 1R x T5"),
     Panel("02_d2dmoe.ipynb", "nb02-tau", ("ArrowRight",), "nb02-readout", "tau 0.3 ·", "tau 0.4 ·"),
     Panel("04_steer.ipynb", "nb04-threshold", ("ArrowLeft",), "nb04-readout"),  # one notch down the grid
-    Panel("05_hierrouter.ipynb", "nb05-lam", ("ArrowRight",), "nb05-readout", "λ 0.05 ·", "λ 0.15 ·"),  # committed λs
+    Panel("05_hierrouter.ipynb", "nb05-lam", ("ArrowRight",), "nb05-readout", "λ 0.05 ·", "λ 0.1 ·"),  # committed λs: 0, 0.01, 0.05, 0.1, 0.15, 0.5
     Panel("06_c3po.ipynb", "nb06-alpha", ("ArrowRight",), "nb06-readout", "alpha 0.10 ·", "alpha 0.11 ·"),
     Panel("07_cast.ipynb", "nb07-depth", ("ArrowRight",), "nb07-readout", "depth 2 ·", "depth 3 ·"),
 ]

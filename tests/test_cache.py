@@ -237,7 +237,7 @@ def test_shipped_loaders_report_corrupt_files_with_their_rebuild_script(tmp_path
     from nblib import hierrouter as H
     from nblib import lwe
 
-    src = H.bench.policy_file(0.4, H.bench.DATA_DIR, "")
+    src = H.bench.policy_file(0.1, 0)
     w = tmp_path / src.name
     shutil.copy(src, w)
     shutil.copy(src.with_suffix(".json"), w.with_suffix(".json"))
