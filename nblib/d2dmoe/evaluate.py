@@ -37,15 +37,17 @@ class RuleResult:
 
 
 def apply_rule(layers: list[MoEFFN], rule: str, value: float | None, impl: str = "masked") -> None:
-    """Set 'dense' (every expert), 'dynk' (value = tau) or 'topk' (value = k) on every layer."""
+    """Set 'dense' (every expert), 'dynk' / 'oracle' (value = tau) or 'topk' / 'oracle_topk' (value = k) on every layer."""
     if rule == "dense":
         set_rule(layers, "all", impl=impl)
     elif rule == "dynk":
         set_rule(layers, "dynk", tau=float(value), impl=impl)
-    elif rule == "topk":
-        set_rule(layers, "topk", k=int(value), impl=impl)
+    elif rule in ("topk", "oracle_topk"):
+        set_rule(layers, rule, k=int(value), impl=impl)
+    elif rule == "oracle":
+        set_rule(layers, "oracle", tau=float(value), impl=impl)
     else:
-        raise ValueError(f"rule must be 'dense', 'dynk' or 'topk', got {rule!r}")
+        raise ValueError(f"rule must be 'dense', 'dynk', 'topk', 'oracle' or 'oracle_topk', got {rule!r}")
 
 
 def usage(layers: list[MoEFFN], keep: torch.Tensor | None = None) -> tuple[list[float], float]:

@@ -20,11 +20,12 @@ from .. import checks
 from .experts import Experts, ExpertShape
 from .ffn import ACTIVATIONS
 
-MODES = ("all", "dynk", "topk", "oracle")
+MODES = ("all", "dynk", "topk", "oracle", "oracle_topk")
 IMPLS = ("grouped", "masked")
 
 
-RULE_PARAMS = {"all": (), "dynk": ("tau",), "topk": ("k",), "oracle": ("tau",)}   # what each rule reads
+RULE_PARAMS = {"all": (), "dynk": ("tau",), "topk": ("k",), "oracle": ("tau",),
+               "oracle_topk": ("k",)}   # what each rule reads (oracle*: the true output norms, no router)
 
 
 def check_tau(tau: float) -> float:
@@ -99,7 +100,7 @@ class MoEFFN(nn.Module, ExpertShape):
         self.register_buffer("neurons", experts.neurons, persistent=False)
         self.router = router if router is not None else Router(experts.d, experts.n_experts)
         self.tau, self.k = check_tau(tau), checks.whole("k", k, low=1, high=experts.n_experts)
-        self.set_rule(mode, tau=tau if mode in ("dynk", "oracle") else None, k=k if mode == "topk" else None,
+        self.set_rule(mode, tau=tau if mode in ("dynk", "oracle") else None, k=k if mode in ("topk", "oracle_topk") else None,
                       impl=impl)
         self.record = False
         self.counts: list[torch.Tensor] = []  # per forward: experts executed per token (N,) when record is on
@@ -108,7 +109,7 @@ class MoEFFN(nn.Module, ExpertShape):
 
     # ------------------------------------------------------------------ configuration
     def set_rule(self, mode: str, tau: float | None = None, k: int | None = None, impl: str | None = None) -> None:
-        """Choose the routing rule: 'all' (every expert), 'dynk' (tau), 'topk' (k), 'oracle' (true norms, tau).
+        """Choose the routing rule: 'all', 'dynk' (tau), 'topk' (k), 'oracle' / 'oracle_topk' (true norms; tau / k).
 
         The rule's own parameter is required (no earlier value is kept silently) and a parameter the rule does
         not use is refused (`topk` with `tau=` would otherwise run with the old k).
@@ -165,6 +166,8 @@ class MoEFFN(nn.Module, ExpertShape):
             return None
         if self.mode == "oracle":
             return dynamic_k_mask(self.expert_norms(x), self.tau)
+        if self.mode == "oracle_topk":
+            return topk_mask(self.expert_norms(x), self.k)
         pred = self.router(x)
         return dynamic_k_mask(pred, self.tau) if self.mode == "dynk" else topk_mask(pred, self.k)
 

@@ -134,7 +134,7 @@ def test_set_rule_refuses_a_parameter_its_mode_does_not_use_and_needs_its_own(ma
         D.set_rule(layers, "dynk")                          # was: silently kept tau=0.3
     with pytest.raises(ValueError, match=r"k=3 has no effect with mode 'all'"):
         D.set_rule(layers, "all", k=3)
-    with pytest.raises(ValueError, match=r"mode must be one of \['all', 'dynk', 'topk', 'oracle'\]"):
+    with pytest.raises(ValueError, match=r"mode must be one of \['all', 'dynk', 'topk', 'oracle', 'oracle_topk'\]"):
         D.set_rule(layers, "top-k", k=2)
 
 
@@ -149,3 +149,21 @@ def test_numpy_scalars_are_accepted_as_k_and_tau(make_bert):
     assert (D.topk_mask(torch.rand(5, 4), np.int32(2)).sum(-1) == 2).all()
     with pytest.raises(ValueError, match=r"k must be a whole number in \[1, 4\], got 5"):
         D.set_rule(layers, "topk", k=np.int64(5))
+
+
+def test_oracle_topk_runs_the_k_experts_with_the_largest_true_norms():
+    torch.manual_seed(0)
+    from nblib.d2dmoe import MoEFFN, topk_mask
+    from nblib.d2dmoe.experts import Experts
+
+    d, E, s = 8, 4, 3
+    ex = Experts(w_in=torch.randn(E, s, d), b_in=torch.randn(E, s), w_gate=None, w_out=torch.randn(E, s, d),
+                 b_out=torch.randn(d), act="relu", neurons=torch.arange(E * s).reshape(E, s))
+    m = MoEFFN(ex)
+    x = torch.randn(5, d)
+    m.set_rule("oracle_topk", k=2)
+    mask = m.routing_mask(x)
+    assert mask.sum(-1).tolist() == [2] * 5
+    assert torch.equal(mask, topk_mask(m.expert_norms(x), 2))
+    m.set_rule("oracle_topk", k=E)
+    assert torch.allclose(m(x), m.dense_forward(x), atol=1e-5)   # all experts on = the dense layer
