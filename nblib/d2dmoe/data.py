@@ -55,10 +55,16 @@ def load_multiemo(split: str = "train", n: int | None = None, path: Path | str =
     return out[:n] if n is not None else out
 
 
-def encode(tokenizer, reviews, max_len: int = 64) -> dict[str, torch.Tensor]:
-    """Tokenised batch {input_ids, attention_mask, labels} of reviews (or plain strings), cut to `max_len`."""
+def encode(tokenizer, reviews, max_len: int = 64, padding: str = "longest") -> dict[str, torch.Tensor]:
+    """Tokenised batch {input_ids, attention_mask, labels} of reviews (or plain strings), cut to `max_len`.
+
+    padding: 'longest' (to the batch's longest review) or 'max_length' (every review to `max_len` positions,
+    as the official D2DMoE code tokenises CARER).
+    """
+    if padding not in ("longest", "max_length"):
+        raise ValueError(f"padding must be 'longest' or 'max_length', got {padding!r}")
     texts = [r.text if isinstance(r, Review) else str(r) for r in reviews]
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+    enc = tokenizer(texts, padding=padding, truncation=True, max_length=max_len, return_tensors="pt")
     batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
     if reviews and isinstance(reviews[0], Review):
         batch["labels"] = torch.tensor([r.y for r in reviews])

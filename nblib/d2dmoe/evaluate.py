@@ -2,8 +2,10 @@
 
 FFN FLOPs are counted as the paper's `benchmark_moe` does: per token and layer,
 the router plus (executed experts x one expert's FLOPs), relative to the dense
-FFN's FLOPs over the same tokens (padding excluded). `MoEFFN.flops` is the
-formula; a test checks it against `nblib.cost.measure_flops` of the grouped path.
+FFN's FLOPs over the same tokens (padding excluded). The official code counts every position of its
+fixed-length padded inputs instead (`eval.py::online_evaluate_moe`); `evaluate_classifier` reports that
+ratio too (`ffn_flops_ratio_padded`, every position of the batch as run) from the same forward passes.
+`MoEFFN.flops` is the formula; a test checks it against `nblib.cost.measure_flops` of the grouped path.
 """
 from __future__ import annotations
 
@@ -21,24 +23,35 @@ from .moe import MoEFFN
 class RuleResult:
     """One evaluation: the rule, accuracy, FFN FLOPs relative to dense, experts per token (mean, per layer)."""
 
-    rule: str  # 'dense', 'dynk' or 'topk'
-    value: float  # tau for dynk, k for topk, nan for dense
+    rule: str  # 'dense', 'dynk', 'topk', 'oracle', 'oracle_topk' or 'dynk_layer'
+    value: float  # tau for dynk / oracle, k for topk / oracle_topk, the target share for dynk_layer, nan for dense
     accuracy: float
-    ffn_flops_ratio: float
+    ffn_flops_ratio: float  # relative to dense over the real tokens (padding excluded)
     experts_per_token: list[float]  # mean executed experts per token, per layer
     n_experts: int
     correct: list[bool] = field(default_factory=list, repr=False)
+    ffn_flops_ratio_padded: float | None = None  # every position of the batch counted (the official code's way)
 
     def as_dict(self) -> dict:
         """Plain dict for JSON."""
-        return {"rule": self.rule, "value": self.value, "accuracy": self.accuracy,
-                "ffn_flops_ratio": self.ffn_flops_ratio, "experts_per_token": self.experts_per_token,
-                "n_experts": self.n_experts, "correct": [int(c) for c in self.correct]}
+        d = {"rule": self.rule, "value": self.value, "accuracy": self.accuracy,
+             "ffn_flops_ratio": self.ffn_flops_ratio, "experts_per_token": self.experts_per_token,
+             "n_experts": self.n_experts, "correct": [int(c) for c in self.correct]}
+        if self.ffn_flops_ratio_padded is not None:
+            d["ffn_flops_ratio_padded"] = self.ffn_flops_ratio_padded
+        return d
 
 
-def apply_rule(layers: list[MoEFFN], rule: str, value: float | None, impl: str = "masked") -> None:
-    """Set 'dense' (every expert), 'dynk' / 'oracle' (value = tau) or 'topk' / 'oracle_topk' (value = k) on every layer."""
-    if rule == "dense":
+def apply_rule(layers: list[MoEFFN], rule: str, value, impl: str = "masked") -> None:
+    """Set 'dense' (every expert), 'dynk' / 'oracle' (value = tau) or 'topk' / 'oracle_topk' (value = k) on every
+    layer, or 'dynk_layer' (value = one tau per layer: the per-layer extension)."""
+    if rule == "dynk_layer":
+        taus = list(value)
+        if len(taus) != len(layers):
+            raise ValueError(f"'dynk_layer' needs one tau per layer ({len(layers)}), got {len(taus)}")
+        for m, t in zip(layers, taus, strict=True):
+            m.set_rule("dynk", tau=float(t), impl=impl)
+    elif rule == "dense":
         set_rule(layers, "all", impl=impl)
     elif rule == "dynk":
         set_rule(layers, "dynk", tau=float(value), impl=impl)
@@ -47,7 +60,8 @@ def apply_rule(layers: list[MoEFFN], rule: str, value: float | None, impl: str =
     elif rule == "oracle":
         set_rule(layers, "oracle", tau=float(value), impl=impl)
     else:
-        raise ValueError(f"rule must be 'dense', 'dynk', 'topk', 'oracle' or 'oracle_topk', got {rule!r}")
+        raise ValueError(f"rule must be 'dense', 'dynk', 'topk', 'oracle', 'oracle_topk' or 'dynk_layer', "
+                         f"got {rule!r}")
 
 
 def usage(layers: list[MoEFFN], keep: torch.Tensor | None = None) -> tuple[list[float], float]:
@@ -65,20 +79,23 @@ def usage(layers: list[MoEFFN], keep: torch.Tensor | None = None) -> tuple[list[
 
 @torch.no_grad()
 def evaluate_classifier(model, layers: list[MoEFFN], tokenizer, reviews, rule: str = "dense",
-                        value: float | None = None, max_len: int = 64, batch: int = 100,
-                        impl: str = "masked") -> RuleResult:
-    """Accuracy and FFN cost of the MiniLM classifier on `reviews` under one rule."""
+                        value=None, max_len: int = 64, batch: int = 100, impl: str = "masked",
+                        padding: str = "longest", label: float | None = None) -> RuleResult:
+    """Accuracy and FFN cost of the MiniLM classifier on `reviews` under one rule (`label`: the value to record
+    when `value` is not one number, e.g. the target share of 'dynk_layer')."""
     apply_rule(layers, rule, value, impl)
     correct, keeps = [], []
     with recording(layers):
         for i in range(0, len(reviews), batch):
-            b = encode(tokenizer, reviews[i:i + batch], max_len)
+            b = encode(tokenizer, reviews[i:i + batch], max_len, padding=padding)
             pred = model(b["input_ids"], b["attention_mask"]).argmax(-1)
             correct += (pred == b["labels"]).tolist()
             keeps.append(b["attention_mask"].reshape(-1).bool())
         per, ratio = usage(layers, torch.cat(keeps))
-    return RuleResult(rule, float("nan") if value is None else float(value), float(np.mean(correct)), ratio,
-                      per, layers[0].n_experts, correct)
+        _, padded = usage(layers)
+    shown = label if label is not None else (float("nan") if value is None else float(value))
+    return RuleResult(rule, float(shown), float(np.mean(correct)), ratio, per, layers[0].n_experts, correct,
+                      ffn_flops_ratio_padded=padded)
 
 
 @torch.no_grad()
