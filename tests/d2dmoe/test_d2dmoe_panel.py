@@ -38,3 +38,15 @@ def test_saved_at_one_point_and_equal_flops_comparison():
     eq = bench.topk_at_equal_flops(s["dynk"], s["topk"])
     assert eq and all(e["topk_accuracy"] <= 0.76 + 1e-9 for e in eq)
     assert bench.ks_for(96) == [6, 12, 24, 36, 48, 72]
+
+
+def test_panel_with_measured_latency_marks_the_nearest_measured_tau():
+    lat = {4: [{"tau": 0.0, "ffn_flops_ratio": 1.0, "ffn_time_ratio": 1.1, "request_ratio": 1.05},
+               {"tau": 0.3, "ffn_flops_ratio": 0.4, "ffn_time_ratio": 0.5, "request_ratio": 0.8}]}
+    panel = D2DMoEPanel([fake_sweep(16, 4), fake_sweep(8, 8, shift=0.05)], tau=0.3, size=4, latency=lat)
+    st = panel.state(tau=0.3, size=4)
+    assert st["latency"]["ffn"] == 0.5 and st["latency"]["request"] == 0.8
+    assert "FFN time 0.50x dense" in panel.draw(st)
+    st8 = panel.state(tau=0.3, size=8)                 # no latency measured for that size: said, not invented
+    assert st8["latency"] is None and "FFN time" not in panel.draw(st8)
+    assert "no latency measured" in panel.ax_t.get_title()
