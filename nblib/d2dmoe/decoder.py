@@ -225,8 +225,9 @@ def train_windows(tokenizer, window: int = 256, texts: list[str] | None = None) 
 
 
 def training_texts() -> list[str]:
-    """Python's own documentation (pydoc_data.topics, PSF licence) interleaved with the BIG-bench prompts of
-    data/cast/train_prompts.jsonl (never MT-Bench or HumanEval items)."""
+    """Python's own documentation (pydoc_data.topics, PSF licence) interleaved with the stdlib-docstring and
+    self-written template prompts of data/cast/train_prompts.jsonl (never MT-Bench, HumanEval or BIG-bench items:
+    BIG-bench's canary asks not to train on it)."""
     import random
 
     import pydoc_data.topics as topics
@@ -235,15 +236,15 @@ def training_texts() -> list[str]:
 
     docs = [v for _, v in sorted(topics.topics.items())]
     bb = [r["prompt"] for r in read_jsonl(ROOT / "data" / "cast" / "train_prompts.jsonl",
-                                     rebuild="see data/cast/README.md") if r.get("source") == "bigbench"]
+                                     rebuild="see data/cast/README.md") if r.get("source") in ("python-stdlib", "template")]
     rng = random.Random(0)
     rng.shuffle(docs)
     rng.shuffle(bb)
     out, j = [], 0
     for d in docs:  # one doc topic, then a handful of prompts
         out.append(d)
-        out.extend(bb[j:j + 5])
-        j += 5
+        out.extend(bb[j:j + 8])
+        j += 8
     return out
 
 
@@ -339,3 +340,30 @@ def smollm2_bytes(config, bytes_per_param: float = 2.0, router_hidden: int = 128
              "router": router * b}
     parts["total"] = parts["attention"] + parts["norms"] + parts["mlp"] + parts["embeddings_head"]
     return parts
+
+
+# ---------------------------------------------------------------------------------------------- the record
+def load_record(path: Path | str = ORACLE_JSON) -> dict:
+    """The shipped SmolLM2 record (data/d2dmoe/smollm2_oracle.json): curves, fine-tune log, roofline, summary."""
+    from ..cache import read_json
+
+    return read_json(Path(path), rebuild=REBUILD)
+
+
+def curve_table(record: dict):
+    """Every measured point as a pandas DataFrame: model ('original'/'fine-tuned'), first_dense, tau, ppl,
+    ppl_increase (vs the original dense perplexity), flops_share, modelled_decode_step_ratio."""
+    import pandas as pd
+
+    base = record["original"]["dense_ppl"]
+    rows = []
+    for key, name in (("original", "original"), ("after", "fine-tuned")):
+        part = record.get(key)
+        if not part:
+            continue
+        for curve, first in (("curve_first_dense", True), ("curve_no_first_dense", False)):
+            for r in part[curve]:
+                rows.append({"model": name, "first_dense": first, "tau": r["tau"], "ppl": r["ppl"],
+                             "ppl_increase": r["ppl"] / base - 1, "flops_share": r["flops_share"],
+                             "modelled_decode_step_ratio": r.get("modelled_decode_step_ratio")})
+    return pd.DataFrame(rows).sort_values(["model", "first_dense", "flops_share"], ignore_index=True)
