@@ -13,8 +13,8 @@ over torch's own OpenMP threads. Each output y[m, n] is the same sequential 8-la
 rows, so results do not depend on the batch shape: verifying n tokens gives the very numbers n single-token
 steps would.
 
-The C source is compiled once with the machine's C compiler into the nblib cache, with the sha256 of the
-library recorded beside it (`skinny-<tag>.so.sha256`); a library whose bytes no longer match that record
+The C source is compiled once with the machine's C compiler into the nblib cache (`nblib.kernels`, the
+build-and-load machinery every compiled kernel shares), with the sha256 of the library recorded beside it (`skinny-<tag>.so.sha256`); a library whose bytes no longer match that record
 (truncated, replaced) is not loaded but rebuilt, with one warning. Where that is impossible
 (no compiler, another CPU, a GPU tensor, a dtype other than float32) `linear` falls back to torch's
 `F.linear`, and `status()` says why. `NBLIB_KERNELS=torch` turns the kernel off everywhere.
@@ -23,20 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from .. import kernels
+
 MAX_ROWS = 64  # above this many activation rows BLAS's GEMM is efficient again (a prefill): use it
-ENV = "NBLIB_KERNELS"  # "torch" turns the kernel off
+ENV = kernels.ENV  # "torch" turns the kernel off
 
 SOURCE = r"""
 #include <immintrin.h>
@@ -86,7 +81,6 @@ void nblib_skinny(const float* x, const float* W, const float* bias, float* y, i
   }
 }
 
-int nblib_skinny_cpu_ok(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 """
 
 _STATE: dict = {}  # "lib": the loaded library or None, "why": the reason when None
@@ -97,64 +91,16 @@ _ACTIVE = [0]      # depth of open `fast_linears` blocks: `tree.head` uses the k
 
 def _build() -> tuple[ctypes.CDLL | None, str]:
     """Compile (once per source version, into the nblib cache) and load the kernel; (lib, '') or (None, why)."""
-    if os.environ.get(ENV, "").lower() == "torch":
-        return None, f"turned off by {ENV}=torch"
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return None, f"the kernel is written for x86-64 (AVX2); this CPU is {platform.machine()}"
-    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
-    if not cc:
-        return None, "no C compiler found (install gcc, or set CC) to build the verify kernel"
-    from ..cache import cache_dir
-
-    tag = hashlib.sha256(SOURCE.encode()).hexdigest()[:12]
-    out = cache_dir() / "kernels" / f"skinny-{tag}.so"
-    if out.exists() and not library_matches(out):
-        warnings.warn(f"{out} does not match the sha256 recorded when it was built ({out.name}.sha256 missing or "
-                      "different: truncated, replaced or edited): not loading it, rebuilding the kernel",
-                      UserWarning, stacklevel=3)
-        out.unlink(missing_ok=True)
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            src = Path(tmp) / "skinny.c"
-            src.write_text(SOURCE)
-            so = Path(tmp) / "skinny.so"
-            cmd = [cc, "-O3", "-mavx2", "-mfma", "-fopenmp", "-shared", "-fPIC", str(src), "-o", str(so)]
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                return None, f"compiling the verify kernel failed ({' '.join(cmd[:6])} ...): {r.stderr.strip()[:300]}"
-            digest = hashlib.sha256(so.read_bytes()).hexdigest()
-            for target, write in ((_hash_path(out), lambda p: Path(p).write_text(digest + "\n")),
-                                  (out, lambda p: shutil.copyfile(so, p))):   # the hash first, then the library
-                fd, part = tempfile.mkstemp(dir=out.parent, suffix=".part")  # atomic: parallel builds never clash
-                os.close(fd)
-                write(part)
-                os.replace(part, target)
-        if not library_matches(out):   # another build raced this one between the two renames
-            return None, f"the verify kernel at {out} changed while it was being built; run again"
-    lib = ctypes.CDLL(str(out))  # after torch: its OpenMP runtime (same soname) is the one this binds to
-    if not lib.nblib_skinny_cpu_ok():
-        return None, "this CPU lacks AVX2 or FMA"
-    f = lib.nblib_skinny
-    f.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4
-    f.restype = None
-    _STATE["fn"] = f
-    return lib, ""
-
-
-def _hash_path(lib: Path) -> Path:
-    return lib.with_name(lib.name + ".sha256")
+    sig = ([ctypes.c_void_p] * 4 + [ctypes.c_int] * 4, None)
+    lib, why = kernels.load("skinny", SOURCE, {"nblib_skinny": sig}, what="verify kernel")
+    if lib is not None:
+        _STATE["fn"] = lib.nblib_skinny
+    return lib, why
 
 
 def library_matches(lib: str | Path) -> bool:
     """Whether a built kernel library's sha256 equals the one recorded beside it (`<lib>.sha256`) at build time."""
-    lib = Path(lib)
-    try:
-        recorded = _hash_path(lib).read_text().strip()
-        actual = hashlib.sha256(lib.read_bytes()).hexdigest()
-    except OSError:
-        return False
-    return len(recorded) == 64 and recorded == actual
+    return kernels.library_matches(lib)
 
 
 def _lib():

@@ -9,7 +9,9 @@
   weights. `impl="grouped"` is the CPU execution path that turns skipped experts into saved time:
   tokens are grouped by expert and each expert runs only on its rows (gather, two small matmuls,
   index_add). `impl="masked"` computes every expert and zeroes the skipped ones: the same numbers at the
-  dense cost, used to evaluate accuracy quickly and as a check on the grouped path.
+  dense cost, used to evaluate accuracy quickly and as a check on the grouped path. `impl="kernel"`:
+  the grouped path as one compiled call per layer for a single request, router included (`kernel`); it falls
+  back to "grouped" where it cannot run (`kernel.status(layer)` says why).
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from torch import nn
 from .. import checks
 from .experts import Experts, ExpertShape
 from .ffn import ACTIVATIONS
+from .kernel import layer_forward
 
 MODES = ("all", "dynk", "topk", "oracle", "oracle_topk")
-IMPLS = ("grouped", "masked")
+IMPLS = ("grouped", "masked", "kernel")
 
 
 RULE_PARAMS = {"all": (), "dynk": ("tau",), "topk": ("k",), "oracle": ("tau",),
@@ -210,11 +213,14 @@ class MoEFFN(nn.Module, ExpertShape):
         flat = x.reshape(-1, self.d)
         if self.capture:
             self.inputs.append(flat.detach())
-        mask = self.routing_mask(flat)
+        if self.impl == "kernel":
+            y, mask = layer_forward(self, flat)
+        else:
+            mask = self.routing_mask(flat)
+            y = self.run_masked(flat, mask) if self.impl == "masked" else self.run_grouped(flat, mask)
         if self.record:
             n = flat.shape[0]
             self.counts.append(torch.full((n,), self.n_experts) if mask is None else mask.sum(-1).cpu())
-        y = self.run_grouped(flat, mask) if self.impl == "grouped" else self.run_masked(flat, mask)
         return y.reshape(*shape[:-1], self.d)
 
     # ------------------------------------------------------------------ cost
