@@ -269,6 +269,9 @@ def grouped_ffn(x: torch.Tensor, mask: torch.Tensor, w_in: torch.Tensor, b_in: t
     x (T, d) float32; mask (T, E) bool, read, or written when `rule` is ("dynk", tau) / ("topk", k) and
     `router` (a `moe.Router`) computes it in the same call.
     """
+    lib = _lib()
+    if lib is None:
+        raise RuntimeError(status() + "; call layer_forward (it falls back) or check available() first")
     E, S, D = w_in.shape
     T = x.shape[0]
     x = x.contiguous()
@@ -285,7 +288,7 @@ def grouped_ffn(x: torch.Tensor, mask: torch.Tensor, w_in: torch.Tensor, b_in: t
         H = f1.out_features
         rb = _buffer("r", T * (H + E), torch.float32)
     threads = threads or torch.get_num_threads()
-    _STATE["lib"].nblib_moe_ffn(_ptr(x), _ptr(mask), _ptr(w_in), _ptr(b_in), _ptr(w_out), _ptr(b_out), _ptr(y),
+    lib.nblib_moe_ffn(_ptr(x), _ptr(mask), _ptr(w_in), _ptr(b_in), _ptr(w_out), _ptr(b_out), _ptr(y),
                                 T, E, S, D, threads, _ptr(h), _ptr(ib), route, tau, k, *(_ptr(p) for p in rp), H,
                                 _ptr(rb))
     return y
