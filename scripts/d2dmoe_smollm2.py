@@ -87,7 +87,7 @@ def summary(rec: dict) -> dict:
             "smollm2_finetuned_ppl_increase_share": 0.95,
             "smollm2_finetuned_ppl_increase_note": "fine-tuned model under the oracle at 95 % expert-FLOPs share "
                                                    "(first token dense) vs the ORIGINAL dense perplexity",
-            "smollm2_finetuned_share_at_original_95pct_ppl": share,
+            "smollm2_finetuned_share_at_original_95pct_ppl": share if share == share else None,  # null: never reached
             "zero_fraction_before": o.get("zero_fraction"), "zero_fraction_after": a.get("zero_fraction"),
             "finetune_tokens": rec.get("finetune", {}).get("tokens"),
             "finetune_minutes": rec.get("finetune", {}).get("train_minutes"),

@@ -51,7 +51,7 @@ def taskworld_batches(n: int, seed: int = 7):
     from nblib.taskworld import problems as T
     from nblib.taskworld.training import collate
 
-    ps = T.problems("train", n, seed=seed)
+    ps = T.problems("train", n, seed=seed, cfg=D.models.taskworld_task())
     out = []
     for i in range(0, n, 64):
         ids, _ = collate(ps[i:i + 64])
@@ -74,6 +74,10 @@ def main(argv=None) -> int:
     ap.add_argument("--experts", type=int, nargs="+", default=None)
     ap.add_argument("--router-steps", type=int, default=1500)
     ap.add_argument("--router-seconds", type=float, default=100, help="time box per expert count")
+    ap.add_argument("--router-tokens", type=int, default=30000, help="FFN-input tokens per layer to train on")
+    ap.add_argument("--routers-out", default=None,
+                    help="write the routers here instead of data/d2dmoe/<model>_routers_e<E>.safetensors "
+                         "({E} is replaced by the expert count)")
     ap.add_argument("--routers-only", action="store_true")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
@@ -121,17 +125,20 @@ def main(argv=None) -> int:
         if name == "minilm":
             train = D.load_multiemo("train")
             batches = (D.data.encode(tok, train[i:i + 50], 64) for i in range(0, len(train), 50))
-            inputs = F.collect_ffn_inputs(m, layers, batches, minilm_forward, max_tokens=30000)
+            inputs = F.collect_ffn_inputs(m, layers, batches, minilm_forward, max_tokens=args.router_tokens)
         else:
-            inputs = F.collect_ffn_inputs(m, layers, taskworld_batches(1024, seed=11), lm_forward,
-                                          max_tokens=30000)
+            n_problems = max(1024, args.router_tokens // 24)
+            inputs = F.collect_ffn_inputs(m, layers, taskworld_batches(n_problems, seed=11), lm_forward,
+                                          max_tokens=args.router_tokens)
         hist = F.train_routers(layers, inputs, steps=args.router_steps, max_seconds=args.router_seconds)
-        out = D.models.routers_path(name, E)
+        out = Path(args.routers_out.replace("{E}", str(E))) if args.routers_out else D.models.routers_path(name, E)
         save_file(D.convert.router_state(layers), str(out), metadata={"format": "pt"})
-        record["routers"][str(E)] = {"split_s": round(split_s, 1), "target_s": round(hist.target_s, 1),
+        key = str(E) if not args.routers_out else f"{E} ({out.name})"
+        record["routers"][key] = {"split_s": round(split_s, 1), "target_s": round(hist.target_s, 1),
                                      "train_s": round(hist.wall_s, 1), "steps": hist.steps,
                                      "tokens": int(inputs[0].shape[0]), "final_mse": hist.log[-1]["loss"]}
-        print(f"E={E}: wrote {out} ({out.stat().st_size / 1e6:.2f} MB)", record["routers"][str(E)])
+        record["routers"][key]["lr_steps_seconds"] = [1e-3, args.router_steps, args.router_seconds]
+        print(f"E={E}: wrote {out} ({out.stat().st_size / 1e6:.2f} MB)", record["routers"][key])
     record["loadavg_end"] = os.getloadavg()
     record["rebuild"] = f"python scripts/d2dmoe_train.py --model {name}"
     rec_path.write_text(json.dumps(record, indent=1) + "\n")

@@ -176,6 +176,16 @@ def _d2dmoe_multiemo(path: Path) -> None:
     assert d2dmoe.load_multiemo("train", path=path) and d2dmoe.load_multiemo("test", path=path)
 
 
+def _d2dmoe_smollm2_lora(path: Path) -> None:
+    from nblib.cache import read_safetensors
+
+    state = read_safetensors(path, rebuild="python scripts/d2dmoe_smollm2.py --finetune")
+    layers = {int(k.split(".layers.")[1].split(".")[0]) for k in state}
+    assert layers == set(range(30)), "SmolLM2-135M has 30 layers: a LoRA factor or norm per layer"
+    assert any("gate_proj" in k and "lora" in k for k in state) and any("up_proj" in k and "lora" in k for k in state)
+    assert all(v.isfinite().all() for v in state.values())
+
+
 def _hierrouter_policy(path: Path) -> None:
     import numpy as np
 
@@ -222,6 +232,7 @@ LOADERS = [
     ("d2dmoe/*_delta.safetensors", _d2dmoe_delta),
     ("d2dmoe/*_routers_e*.safetensors", _d2dmoe_routers),
     ("d2dmoe/multiemo_subset.jsonl", _d2dmoe_multiemo),
+    ("d2dmoe/smollm2_relu_lora.safetensors", _d2dmoe_smollm2_lora),
     ("hierrouter/policy_*.safetensors", _hierrouter_policy),
     ("hierrouter/policy_*.json", lambda p: _hierrouter_policy(p.with_suffix(".safetensors"))),
     ("hierrouter/results.json", _hierrouter_results),

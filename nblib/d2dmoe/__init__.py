@@ -14,11 +14,16 @@ Notebook 02's sections and where their code lives:
 - accuracy, experts per token and FFN FLOPs under a rule                      -> `evaluate`
 - sweeps over tau and k, FFN wall time against dense                          -> `bench`
 - the tau / expert-size slider panel and the figures                           -> `panel`
+- the fair dynamic-k vs top-k comparison (oracle, padding, per-layer tau)      -> `fair`
+- the compiled grouped MoE FFN for one request (torch fallback)               -> `kernel`
+- one request's latency, dense vs the kernel, over tau and k                  -> `latency`
+- SmolLM2: oracle experts on a SiLU decoder, step one's fine-tune, roofline   -> `decoder`
 
 `d2dmoe.load_moe("minilm", 96)` gives the sparsified MiniLM classifier with 96 experts per FFN
 and its trained routers; `d2dmoe.set_rule(model, "dynk", tau=0.2)` picks the rule.
 """
-from . import bench, convert, data, evaluate, experts, ffn, finetune, lora, models, moe, panel, sparsity
+from . import (bench, convert, data, decoder, evaluate, experts, fair, ffn, finetune, kernel, latency, lora, models,
+               moe, panel, sparsity)
 from .convert import moe_layers, recording, set_rule
 from .data import LABELS, load_multiemo
 from .evaluate import RuleResult, evaluate_classifier, evaluate_taskworld, token_experts
@@ -31,7 +36,8 @@ from .sparsity import activation_stats, capture_activations, square_hoyer
 convert_model = convert.convert
 
 __all__ = [
-    "bench", "convert", "data", "evaluate", "experts", "ffn", "finetune", "lora", "models", "moe", "panel",
+    "bench", "convert", "data", "decoder", "evaluate", "experts", "fair", "ffn", "finetune", "kernel", "latency",
+    "lora", "models", "moe", "panel",
     "sparsity", "moe_layers", "recording", "set_rule", "LABELS", "load_multiemo", "RuleResult",
     "evaluate_classifier", "evaluate_taskworld", "token_experts", "Experts", "balanced_kmeans",
     "check_expert_count", "split_experts", "FFNWeights", "UnrecognisedModel", "ffn_sites", "ffn_weights",

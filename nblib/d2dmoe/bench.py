@@ -41,8 +41,9 @@ def test_items(model_name: str, n: int):
 
         return load_multiemo("test", n)
     from ..taskworld import problems as T
+    from .models import taskworld_task
 
-    return T.problems("test", n, seed=0)
+    return T.problems("test", n, seed=0, cfg=taskworld_task())
 
 
 def evaluator(model_name: str, model, layers, items, max_len: int = 64):

@@ -4,7 +4,7 @@
   attention projection and FFN matrix, biases / LayerNorms / head trained in
   full, cross-entropy on multiemo + L1 on the FFN activations (the official BERT
   recipe's penalty), time-boxed.
-- `finetune_taskworld`: the task world's `large` Llama with ReLU MLPs, LoRA on
+- `finetune_taskworld`: the task world's `v2-large` Llama with ReLU MLPs, LoRA on
   the MLP matrices, next-token loss on fresh task-world problems + L1.
 - `collect_ffn_inputs` / `train_routers`: the FFN inputs of the frozen converted
   model, each expert's true output norm as target, MSE, all layers' routers
@@ -84,8 +84,8 @@ def finetune_minilm(model, tokenizer, *, max_seconds: float = 840, steps: int | 
 
 def finetune_taskworld(model, *, steps: int = 300, batch: int = 64, lr: float = 2e-3, weight: float = 2e-4,
                        penalty: str = "l1", rank: int = 16, seed: int = 1, progress: bool = True):
-    """Sparsity fine-tuning of the task world's 'large' model with ReLU MLPs; (merged model, delta, History)."""
-    from .. import taskworld
+    """Sparsity fine-tuning of the task world's base model (`models.TASKWORLD_BASE`) with ReLU MLPs; (merged
+    model, delta, History)."""
     from ..taskworld import problems as T
     from ..taskworld.training import collate
 
@@ -101,9 +101,9 @@ def finetune_taskworld(model, *, steps: int = 300, batch: int = 64, lr: float = 
         p.requires_grad_(trainable)
         if trainable and "lora_" not in name:
             full.append(name)
-    spec = taskworld.model_info("large")["spec"]["task"]
-    cfg = T.TaskConfig(**{**spec, "op_weights": tuple(tuple(x) for x in spec["op_weights"])})
-    stream = T.iter_problems("train", seed, cfg, distinct=False)
+    from .models import taskworld_task
+
+    stream = T.iter_problems("train", seed, taskworld_task(), distinct=False)
 
     def task_loss(_step):
         ids, labels = collate([next(stream) for _ in range(batch)])

@@ -4,7 +4,7 @@
   on mean-pooled tokens: `EncoderClassifier`. Fine-tuned for multiemo with ReLU
   FFNs and the sparsity penalty; what training changed ships as
   data/d2dmoe/minilm_delta.safetensors (`lora.delta_state`).
-- The task world's `large` Llama (nblib.taskworld), the decoder-only case, its
+- The task world's `v2-large` Llama (nblib.taskworld, the v2 ladder's top model), the decoder-only case, its
   ReLU/sparsity delta as data/d2dmoe/taskworld_delta.safetensors.
 
 Routers ship per expert count as data/d2dmoe/<model>_routers_e<E>.safetensors.
@@ -25,6 +25,7 @@ from .data import DATA_DIR, LABELS
 from .ffn import relufy
 
 MODELS = ("minilm", "taskworld")
+TASKWORLD_BASE = "v2-large"   # the task-world model converted (the v2 ladder's large; its problems: the v2 mix)
 VARIANTS = ("dense", "relu", "sparse")
 
 
@@ -61,7 +62,7 @@ def check_model(name: str) -> str:
 
 
 def raw_base(name: str):
-    """The untouched base model: MiniLM + a fresh head (EncoderClassifier), or the task world's 'large'."""
+    """The untouched base model: MiniLM + a fresh head (EncoderClassifier), or the task world's `TASKWORLD_BASE`."""
     if check_model(name) == "minilm":
         from .. import zoo
 
@@ -70,7 +71,7 @@ def raw_base(name: str):
         return EncoderClassifier(enc).eval()
     from .. import taskworld
 
-    return taskworld.load_model("large")
+    return taskworld.load_model(TASKWORLD_BASE)
 
 
 def tokenizer():
@@ -115,3 +116,10 @@ def training_record(name: str) -> dict:
     """The committed training record (data/d2dmoe/<name>_train.json)."""
     p = DATA_DIR / f"{check_model(name)}_train.json"
     return json.loads(p.read_text()) if p.exists() else {}
+
+
+def taskworld_task():
+    """The problems the task-world base model is trained and evaluated on (the v2 mix for v2 models)."""
+    from ..taskworld.models import default_task
+
+    return default_task(TASKWORLD_BASE)
