@@ -124,19 +124,20 @@ def encode_mask(tokenizer, reviews, max_len: int) -> torch.Tensor:
     return encode(tokenizer, reviews, max_len, padding="max_length")["attention_mask"].reshape(-1)
 
 
-def _flops(p: dict, padded: bool) -> float:
+def flops(p: dict, padded: bool) -> float:
+    """A point's FFN FLOPs ratio: over every padded position (the official code's count) or real tokens only."""
     return p["ffn_flops_ratio_padded"] if padded else p["ffn_flops_ratio"]
 
 
-def gap_at_equal_flops(a: list[dict], b: list[dict], padded: bool = False) -> dict:
+def gap_at_equalflops(a: list[dict], b: list[dict], padded: bool = False) -> dict:
     """Accuracy of a's points minus b's accuracy interpolated at the same FFN FLOPs, in points, where b's
     FLOPs range covers a's point: {'mean', 'points': [(flops, a acc, b acc, diff)], 'n'} (mean None if none)."""
-    bs = sorted(b, key=lambda p: _flops(p, padded))
-    xs = [_flops(p, padded) for p in bs]
+    bs = sorted(b, key=lambda p: flops(p, padded))
+    xs = [flops(p, padded) for p in bs]
     ys = [p["accuracy"] for p in bs]
     pts = []
     for p in a:
-        x = _flops(p, padded)
+        x = flops(p, padded)
         if xs and xs[0] <= x <= xs[-1] and x < 1.0:
             y = float(np.interp(x, xs, ys))
             pts.append((x, p["accuracy"], y, (p["accuracy"] - y) * 100))
@@ -148,13 +149,13 @@ def paired_nearest(a: list[dict], b: list[dict], padded: bool = False, max_gap: 
     points and its 95 % paired-bootstrap interval over the same items."""
     out = []
     for p in a:
-        x = _flops(p, padded)
-        q = min(b, key=lambda q: abs(_flops(q, padded) - x), default=None)
-        if q is None or abs(_flops(q, padded) - x) > max_gap or x >= 1.0:
+        x = flops(p, padded)
+        q = min(b, key=lambda q: abs(flops(q, padded) - x), default=None)
+        if q is None or abs(flops(q, padded) - x) > max_gap or x >= 1.0:
             continue
         ca, cb = [c == "1" for c in p["correct"]], [c == "1" for c in q["correct"]]
         lo, hi = bootstrap_diff(ca, cb)
-        out.append({"a_value": p["value"], "b_value": q["value"], "a_flops": x, "b_flops": _flops(q, padded),
+        out.append({"a_value": p["value"], "b_value": q["value"], "a_flops": x, "b_flops": flops(q, padded),
                     "diff_pts": (p["accuracy"] - q["accuracy"]) * 100, "ci95": (lo, hi)})
     return out
 
@@ -171,7 +172,7 @@ def verdict(s: dict, tol: float = 1.0) -> dict:
                        ("per_layer_vs_topk", "dynk_layer", "topk")):
         for padded in (False, True):
             key = f"{name}_{'padded' if padded else 'unpadded'}"
-            out[f"dynk_minus_topk_{key}"] = gap_at_equal_flops(s[a], s[b], padded)["mean"] if s[a] else None
+            out[f"dynk_minus_topk_{key}"] = gap_at_equalflops(s[a], s[b], padded)["mean"] if s[a] else None
         out[f"paired_{name}"] = paired_nearest(s[a], s[b]) if s[a] else []
     for rule in RULES:
         if s[rule]:

@@ -9,6 +9,7 @@
 - `latency_sweep(...)`: that over taus (dynamic-k) and ks (top-k): measured latency vs FFN FLOPs.
 - `machine()`: CPU model, torch's BLAS, threads, load average (stored beside every measurement).
 - `at_tau(result, tau)` / `summary(...)`: the point at the tau within 1 point of dense accuracy.
+- `load_record()` / `panel_points(record, tokens)`: the shipped measurement, and its points as the panel reads them.
 Everything returned is JSON-ready (plain floats, ints, lists, dicts).
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 import statistics
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -241,3 +243,29 @@ def summary(sweep: dict, tau_1pt: float | None, tokens: int = 64) -> dict:
     return {"tau_1pt": tau_1pt, "tokens": tokens, "measured": True, "n_experts": sweep["n_experts"],
             "expert_size": sweep["expert_size"], "ffn_flops_ratio": r["ffn_flops_ratio"], "ffn_time_ratio": ffn,
             "request_latency_ratio": req, "ffn_goal_met": ffn <= 0.6, "request_goal_met": req <= 0.85}
+
+
+RECORD = Path(__file__).resolve().parents[2] / "data" / "d2dmoe" / "latency_minilm.json"
+
+
+def load_record(path=RECORD) -> dict:
+    """The shipped latency measurement (data/d2dmoe/latency_minilm.json): sweeps per expert count and summary."""
+    from ..cache import read_json
+
+    return read_json(Path(path), rebuild="python scripts/d2dmoe_latency.py")
+
+
+def panel_points(record: dict, tokens: int = 64) -> dict[int, list[dict]]:
+    """Per expert size, the dynamic-k points at one request length as the panel reads them:
+    {size: [{tau, ffn_flops_ratio, ffn_time_ratio, request_ratio}]}."""
+    out = {}
+    for s in record["sweeps"]:
+        pts = []
+        for p in s["dynk"]:
+            r = next((x for x in p["by_tokens"] if x["tokens"] == tokens), None)
+            if r is not None:
+                pts.append({"tau": float(p["value"]), "ffn_flops_ratio": r["ffn_flops_ratio"],
+                            "ffn_time_ratio": r["ffn_ratio"]["ratio"], "request_ratio": r["request_ratio"]["ratio"]})
+        if pts:
+            out[int(s["expert_size"])] = pts
+    return out

@@ -148,7 +148,7 @@ def token_heatmap(ax, tokens: list[str], counts: np.ndarray, n_experts: int, max
     c = counts[:, :max_tokens] / n_experts * 100
     im = ax.imshow(c, aspect="auto", cmap="viridis", vmin=0, vmax=100)
     ax.set_xticks(range(c.shape[1]))
-    ax.set_xticklabels(tokens[:max_tokens], rotation=90, fontsize="x-small")
+    ax.set_xticklabels(tokens[:max_tokens], rotation=60, ha="right", fontsize="medium")   # readable on a projector
     ax.set_yticks(range(c.shape[0]))
     ax.set_ylabel("layer")
     ax.grid(False)

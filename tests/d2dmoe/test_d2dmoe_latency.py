@@ -74,3 +74,12 @@ def test_machine_and_summary():
     assert s["ffn_goal_met"] and not s["request_goal_met"] and s["ffn_time_ratio"] == 0.55
     assert latency.summary(sweep, 0.3, 64) == {"tau_1pt": 0.3, "tokens": 64, "measured": False}
     assert latency.table({"dynk": sweep["dynk"], "topk": []})[0]["ffn_time_ratio"] == 0.55
+
+
+def test_the_shipped_record_feeds_the_panel_at_one_request_length():
+    rec = latency.load_record()
+    pts = latency.panel_points(rec, tokens=64)
+    assert 64 in pts and all({"tau", "ffn_flops_ratio", "ffn_time_ratio", "request_ratio"} <= set(p) for p in pts[64])
+    taus = [p["tau"] for p in pts[64]]
+    assert 0.0 in taus and len(taus) == len(set(taus))
+    assert latency.panel_points(rec, tokens=7) == {}   # no request of that length was measured
