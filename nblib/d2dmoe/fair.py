@@ -129,7 +129,7 @@ def flops(p: dict, padded: bool) -> float:
     return p["ffn_flops_ratio_padded"] if padded else p["ffn_flops_ratio"]
 
 
-def gap_at_equalflops(a: list[dict], b: list[dict], padded: bool = False) -> dict:
+def gap_at_equal_flops(a: list[dict], b: list[dict], padded: bool = False) -> dict:
     """Accuracy of a's points minus b's accuracy interpolated at the same FFN FLOPs, in points, where b's
     FLOPs range covers a's point: {'mean', 'points': [(flops, a acc, b acc, diff)], 'n'} (mean None if none)."""
     bs = sorted(b, key=lambda p: flops(p, padded))
@@ -172,7 +172,7 @@ def verdict(s: dict, tol: float = 1.0) -> dict:
                        ("per_layer_vs_topk", "dynk_layer", "topk")):
         for padded in (False, True):
             key = f"{name}_{'padded' if padded else 'unpadded'}"
-            out[f"dynk_minus_topk_{key}"] = gap_at_equalflops(s[a], s[b], padded)["mean"] if s[a] else None
+            out[f"dynk_minus_topk_{key}"] = gap_at_equal_flops(s[a], s[b], padded)["mean"] if s[a] else None
         out[f"paired_{name}"] = paired_nearest(s[a], s[b]) if s[a] else []
     for rule in RULES:
         if s[rule]:
