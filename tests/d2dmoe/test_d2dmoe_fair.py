@@ -74,3 +74,26 @@ def test_padded_flops_count_every_position():
     assert r.ffn_flops_ratio != pytest.approx(r.ffn_flops_ratio_padded)   # pad positions pick their own experts
     with pytest.raises(ValueError, match="padding"):
         D.data.encode(tok, ["good."], 8, padding="max")
+
+
+def test_both_flops_counts_match_what_nblib_cost_measures_on_the_grouped_path():
+    """usage() over every position (the official count) and over real tokens only (ours) equal the FLOPs
+    torch's counter measures when the grouped path runs on those rows."""
+    from nblib.cost import measure_flops
+
+    model, layers = D.load_moe("minilm", 24)
+    layer = layers[2]
+    x = torch.randn(96, layer.w_in.shape[-1], generator=torch.Generator().manual_seed(0))   # (tokens, d = 384)
+    keep = torch.zeros(96, dtype=torch.bool)
+    keep[:57] = True                                   # 57 real tokens, 39 pad positions
+    D.set_rule([layer], "dynk", tau=0.4, impl="grouped")
+    with D.recording([layer]):
+        layer(x)
+        _, padded = D.evaluate.usage([layer])
+        _, unpadded = D.evaluate.usage([layer], keep)
+    D.set_rule([layer], "dynk", tau=0.4, impl="grouped")
+    _, f_all = measure_flops(layer, x)
+    _, f_real = measure_flops(layer, x[keep])           # per-token rule: the real rows pick the same experts
+    assert f_all == pytest.approx(padded * layer.dense_flops() * 96)
+    assert f_real == pytest.approx(unpadded * layer.dense_flops() * 57)
+    assert padded != pytest.approx(unpadded)
