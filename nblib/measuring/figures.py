@@ -7,7 +7,19 @@ from .. import style
 
 
 def sweep_figure(sweep):
-    """Prefill latency vs prompt length, decode step vs batch, throughput vs batch (one row)."""
+    """Prefill latency vs prompt length, decode step vs batch, throughput vs batch (one row).
+
+    Points are medians of interleaved repeats with their spread (max - min) as error bars; a point still noisy
+    after its re-measurements (the sweep's `noisy` column) is ringed in red and named in the legend. The
+    titles state the measured growth, computed from the sweep.
+    """
+    import numpy as np
+
+    noisy = sweep["noisy"].astype(bool) if "noisy" in sweep else None
+    s0 = int(min(sweep["seq"]))
+    b0, b1 = int(min(sweep["batch"])), int(max(sweep["batch"]))
+    d0 = float(sweep[(sweep["batch"] == b0) & (sweep["seq"] == s0)]["decode_ms"].iloc[0])
+    d1 = float(sweep[(sweep["batch"] == b1) & (sweep["seq"] == s0)]["decode_ms"].iloc[0])
     with style.context():
         fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.9))
         for bs, g in sweep.groupby("batch"):
@@ -17,11 +29,18 @@ def sweep_figure(sweep):
             b.errorbar(g["batch"], g["decode_ms"], yerr=g["decode_spread_ms"] / 2, marker="s", capsize=3,
                        label=f"context {s}")
             c.plot(g["batch"], g["batch"] / (g["decode_ms"] / 1e3), marker="^", label=f"context {s}")
+        if noisy is not None and noisy.any():
+            bad = sweep[noisy]
+            ring = dict(s=140, facecolors="none", edgecolors="red", linewidths=1.8, zorder=5)
+            a.scatter(bad["seq"], bad["prefill_ms"], label="noisy after re-measuring", **ring)
+            b.scatter(bad["batch"], bad["decode_ms"], label="noisy after re-measuring", **ring)
         style.label_axes(a, "prompt tokens", "prefill latency (ms)", "prefill grows with tokens x batch",
                          log2x=True, integer_x=True)
-        style.label_axes(b, "batch size", "one decode step (ms)", "a decode step barely grows\nwith batch",
+        style.label_axes(b, "batch size", "one decode step (ms)",
+                         f"a decode step: {d1 / d0:.1f}x the time\nfor {b1 / b0:.0f}x the batch (context {s0})",
                          log2x=True, integer_x=True, from_zero=True)
-        style.label_axes(c, "batch size", "decode tokens / s", "so throughput grows with batch",
+        style.label_axes(c, "batch size", "decode tokens / s",
+                         f"so throughput grows {np.divide(b1 / d1, b0 / d0):.1f}x\n(context {s0})",
                          log2x=True, integer_x=True, from_zero=True)
         fig.tight_layout()
     return fig

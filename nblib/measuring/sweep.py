@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import platform
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +11,7 @@ from .. import checks, cost
 from ..cache import cached, weights_fingerprint
 
 
-SWEEP_VERSION = 3  # bump when measure_point changes what or how it measures
+SWEEP_VERSION = 4  # bump when point_costs / time_points changes what or how it measures
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,16 @@ def kv_cache_mb(shape: cost.TransformerShape, batch: int, tokens: int, bytes_per
 
 
 def measure_point(model, batch: int, seq: int, decode_steps: int = 8, repeats: int = 3, seed: int = 0) -> dict:
-    """Measure one (batch, prompt length): prefill and per-token decode time, FLOPs, peak memory."""
+    """Measure one (batch, prompt length) alone: its costs (`point_costs`) and its times (`time_points`)."""
     cost.check_positive(batch=batch, seq=seq, decode_steps=decode_steps, repeats=repeats)
+    row = point_costs(model, batch, seq, decode_steps, seed)
+    row.update(time_points(model, [(batch, seq)], decode_steps, repeats, seed)[(batch, seq)])
+    return row
+
+
+def point_costs(model, batch: int, seq: int, decode_steps: int = 8, seed: int = 0) -> dict:
+    """One (batch, prompt length)'s FLOPs (measured and analytic), peak memory and KV-cache size; no timing."""
+    cost.check_positive(batch=batch, seq=seq, decode_steps=decode_steps)
     shape = cost.TransformerShape.from_config(model.config)
     dev = next(model.parameters()).device
     ids = _random_ids(shape.vocab, batch, seq, seed).to(dev)
@@ -54,22 +61,11 @@ def measure_point(model, batch: int, seq: int, decode_steps: int = 8, repeats: i
     def prefill():
         return model(input_ids=ids, use_cache=True, logits_to_keep=1)
 
-    out, prefill_flops = cost.measure_flops(prefill)        # also the warm-up of the timed calls
-    t_prefill = cost.time_fn(prefill, warmup=0, repeats=repeats, device=dev)
-    cache = out.cache
-    _, decode_flops = cost.measure_flops(lambda: model(input_ids=nxt[:, :1], cache=cache, use_cache=True))
-    times = []                                              # decode steps at context seq+1 ... seq+n
-    with torch.no_grad():
-        for i in range(1, decode_steps + 1):
-            t0 = time.perf_counter()
-            cache = model(input_ids=nxt[:, i:i + 1], cache=cache, use_cache=True).cache
-            cost.sync_device(dev)
-            times.append((time.perf_counter() - t0) * 1e3)
+    out, prefill_flops = cost.measure_flops(prefill)
+    _, decode_flops = cost.measure_flops(lambda: model(input_ids=nxt[:, :1], cache=out.cache, use_cache=True))
     _, work_mb, peak_mb = cost.peak_memory(prefill, device=dev)  # RSS (CPU) / allocator (CUDA)
     return {
         "batch": batch, "seq": seq,
-        "prefill_ms": t_prefill.median_ms, "prefill_spread_ms": t_prefill.spread_ms,
-        "decode_ms": float(np.median(times)), "decode_spread_ms": float(np.max(times) - np.min(times)),
         "prefill_flops": prefill_flops,
         "prefill_flops_analytic": cost.transformer_flops(shape, batch, seq, logits_positions=1),
         "decode_flops": decode_flops,
@@ -80,8 +76,98 @@ def measure_point(model, batch: int, seq: int, decode_steps: int = 8, repeats: i
     }
 
 
+MAX_SPREAD = 0.25   # a point whose repeats spread by more than this share of their median is measured again
+RETRIES = 2         # fresh interleaved rounds for the points still noisy, at most this many times
+
+
+def relative_spread(samples) -> float:
+    """(max - min) / median of timing samples: 0 when the repeats agree."""
+    samples = [float(x) for x in samples]
+    if not samples:
+        raise ValueError("relative_spread needs at least one sample")
+    med = float(np.median(samples))
+    return (max(samples) - min(samples)) / med if med > 0 else 0.0
+
+
+def time_robust(fns: dict, repeats: int = 3, warmup: int = 1, max_spread: float = MAX_SPREAD,
+                retries: int = RETRIES, device=None) -> dict:
+    """Median of interleaved repeats per function; noisy ones flagged and re-measured.
+
+    All functions are timed in rounds (A, B, C, A, B, C ...; `cost.time_interleaved`), so a burst of load hits
+    them alike. A function whose repeats spread by more than `max_spread` of their median is flagged and timed
+    again, with the other flagged ones, in fresh interleaved rounds that replace its samples; at most `retries`
+    times. Returns name -> {"timing": cost.Timing, "remeasured": times re-measured, "noisy": still over the limit}.
+    """
+    cost.check_positive(repeats=repeats)
+    checks.number("max_spread", max_spread, low=0)
+    retries = checks.whole("retries", retries, low=0)
+    timings = cost.time_interleaved(fns, warmup=warmup, repeats=repeats, device=device)
+    remeasured = dict.fromkeys(fns, 0)
+    for _ in range(retries):
+        noisy = [k for k in fns if relative_spread(timings[k].samples_ms) > max_spread]
+        if not noisy:
+            break
+        timings.update(cost.time_interleaved({k: fns[k] for k in noisy}, warmup=0, repeats=repeats, device=device))
+        for k in noisy:
+            remeasured[k] += 1
+    return {k: {"timing": timings[k], "remeasured": remeasured[k],
+                "noisy": relative_spread(timings[k].samples_ms) > max_spread} for k in fns}
+
+
+def time_points(model, points, decode_steps: int = 8, repeats: int = 3, seed: int = 0,
+                max_spread: float = MAX_SPREAD, retries: int = RETRIES) -> dict:
+    """Prefill and per-step decode times of every (batch, prompt length), interleaved; noisy points re-measured.
+
+    Every point's prefill is one function and its `decode_steps` decode steps (contexts seq+1 ... seq+n, from a
+    prefilled cache cropped back after each round) another; `time_robust` times them all in rounds. Returns
+    (batch, seq) -> prefill_ms / decode_ms (medians; decode per step), their spreads (max - min over the rounds),
+    `remeasured` (rounds redone) and `noisy` (still spread over `max_spread` after the retries).
+    """
+    cost.check_positive(decode_steps=decode_steps, repeats=repeats)
+    points = [(int(b), int(s)) for b, s in points]
+    checks.non_empty("points", points, "(batch, seq) point")
+    vocab = model.config.vocab_size
+    dev = next(model.parameters()).device
+    fns = {}
+    with torch.no_grad():
+        for b, s in points:
+            cost.check_positive(batch=b, seq=s)
+            ids = _random_ids(vocab, b, s, seed).to(dev)
+            nxt = _random_ids(vocab, b, decode_steps + 1, seed + 1).to(dev)
+            cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).cache    # (B, S) context for decode
+
+            def prefill(ids=ids):
+                return model(input_ids=ids, use_cache=True, logits_to_keep=1)
+
+            def decode(cache=cache, nxt=nxt, s=s):
+                for i in range(1, decode_steps + 1):
+                    model(input_ids=nxt[:, i:i + 1], cache=cache, use_cache=True)
+                cache.crop(-decode_steps)                       # back to the prompt for the next round
+                return cache
+
+            fns[("prefill", b, s)], fns[("decode", b, s)] = prefill, decode
+    res = time_robust(fns, repeats=repeats, max_spread=max_spread, retries=retries, device=dev)
+    out = {}
+    for b, s in points:
+        pre, dec = res[("prefill", b, s)], res[("decode", b, s)]
+        out[(b, s)] = {
+            "prefill_ms": pre["timing"].median_ms, "prefill_spread_ms": pre["timing"].spread_ms,
+            "decode_ms": dec["timing"].median_ms / decode_steps,
+            "decode_spread_ms": dec["timing"].spread_ms / decode_steps,
+            "remeasured": max(pre["remeasured"], dec["remeasured"]),
+            "noisy": bool(pre["noisy"] or dec["noisy"]),
+        }
+    return out
+
+
 def run_sweep(model, config: SweepConfig, progress: bool = True):
-    """Measure every grid point of `config` (cached per machine and per the model's weights); return a DataFrame."""
+    """Measure every grid point of `config` (cached per machine and per the model's weights); return a DataFrame.
+
+    FLOPs and memory point by point (`point_costs`); times in interleaved rounds over the whole grid, the median
+    kept, noisy points flagged and re-measured (`time_points`); `load_avg` is the 1-minute load average after.
+    """
+    import os
+
     import pandas as pd
     from .. import progress as bar
 
@@ -96,14 +182,15 @@ def run_sweep(model, config: SweepConfig, progress: bool = True):
     weights = weights_fingerprint(model)   # the model measured, not config.model (a label the user chose)
 
     def compute():
-        measure_point(model, 1, 8, decode_steps=2, repeats=1)  # warm-up: first calls pay one-off costs
-        rows = []
-        for b, s in bar(grid, desc="cost sweep", enabled=progress):
-            rows.append(measure_point(model, b, s, config.decode_steps, config.repeats, config.seed))
-        return pd.DataFrame(rows)
+        time_points(model, [(1, 8)], decode_steps=2, repeats=1, retries=0)  # warm-up: first calls pay one-off costs
+        rows = [point_costs(model, b, s, config.decode_steps, config.seed)
+                for b, s in bar(grid, desc="cost sweep: FLOPs, memory", enabled=progress)]
+        times = time_points(model, grid, config.decode_steps, config.repeats, config.seed)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        return pd.DataFrame([{**r, **times[(r["batch"], r["seq"])], "load_avg": load} for r in rows])
 
-    return cached("cost_sweep", (config, machine, weights), compute, code=(measure_point, _random_ids),
-                  version=SWEEP_VERSION)
+    return cached("cost_sweep", (config, machine, weights), compute,
+                  code=(point_costs, time_points, time_robust, _random_ids), version=SWEEP_VERSION)
 
 
 def predict(sweep, batch: int, seq: int, new_tokens: int) -> dict:
