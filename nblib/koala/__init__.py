@@ -7,7 +7,9 @@ Notebook 01's sections and where their code lives:
 - the recipe slider panel and the U diagram                            -> `panel` (RecipePanel, draw_unet)
 - the tiny SDXL-shaped U-Net, its MNIST data, captions, checkpoints    -> `tiny`
 - distillation: feature pairs, hooks, the three losses                 -> `distillation` (distill)
-- samples, caption accuracy, Frechet distance, measured cost           -> `metrics`
+- samples, caption accuracy, Frechet distance, measured cost           -> `metrics`; latency against FLOPs, computed
+                                                                          (latency_vs_flops, latency_vs_flops_sentences)
+- the cost-quality figure (FLOPs and latency vs accuracy and FD)       -> `panel` (cost_quality_figure)
 
 The notebook imports this one package: `from nblib import koala` -> `koala.derive(...)`,
 `koala.panel.RecipePanel(...)`, `koala.tiny.load_tiny("teacher")`, `koala.metrics.evaluate(...)`.

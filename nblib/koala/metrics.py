@@ -249,3 +249,58 @@ def compare_students(results: dict, a: str, b: str, level: float = 0.95) -> str:
     return (f"{a} vs {b}: caption accuracy {ea['caption_acc']:.3f} vs {eb['caption_acc']:.3f}, gap {gap:+.3f} "
             f"({level:.0%} bootstrap interval {lo:+.3f} to {hi:+.3f}, {n:,} images each): {verdict}; "
             f"FD {ea['fd']:.2f} vs {eb['fd']:.2f} (lower is better)")
+
+
+def latency_vs_flops(costs: dict, latency: dict, reference: str = "teacher", batches=(1, 16)) -> "Any":
+    """Per student: its FLOP ratio to `reference` beside its latency ratio (median and range over the rounds).
+
+    For each batch in `batches`, "falls" says how latency fell against FLOPs: "less" (the whole latency range is
+    above the FLOP ratio), "more" (below it) or "as much" (the FLOP ratio lies inside the range).
+    """
+    import pandas as pd
+
+    if reference not in costs or reference not in latency:
+        raise ValueError(f"reference {reference!r} needs costs and latency; have {sorted(costs)} / {sorted(latency)}")
+    ref = costs[reference]["flops_per_step"]
+    rows = {}
+    for name, c in costs.items():
+        if name == reference:
+            continue
+        flops = c["flops_per_step"] / ref
+        row = {"FLOPs vs teacher": flops}
+        for b in batches:
+            lat = latency[name]
+            lo, hi = lat[f"latency_ratio_b{b}_range"]
+            row[f"latency b{b}"] = lat[f"latency_ratio_b{b}"]
+            row[f"latency b{b} min"], row[f"latency b{b} max"] = lo, hi
+            row[f"falls b{b}"] = "less" if lo > flops else "more" if hi < flops else "as much"
+        rows[name] = row
+    return pd.DataFrame(rows).T
+
+
+def latency_vs_flops_sentences(table, batches=(1, 16)) -> str:
+    """Markdown, computed from `latency_vs_flops`: per batch, how many students' latency fell less/more than FLOPs."""
+    from .. import prose
+
+    words = {"less": "less than FLOPs", "more": "more than FLOPs", "as much": "as much as FLOPs (within the range)"}
+    out = []
+    for b in batches:
+        col = table[f"falls b{b}"]
+        parts = []
+        for kind in ("less", "more", "as much"):
+            names = list(col.index[col == kind])
+            if not names:
+                continue
+            r = table.loc[names[0]]
+            example = (f"{names[0]}: {prose.times(r['FLOPs vs teacher'])} FLOPs, {prose.times(r[f'latency b{b}'])} "
+                       f"latency [{prose.number(r[f'latency b{b} min'])}-{prose.number(r[f'latency b{b} max'])}]")
+            parts.append(f"{words[kind]} for {len(names)} of {len(col)} ({', '.join(names)}; e.g. {example})")
+        where = "alone (batch 1)" if b == 1 else f"within a batch of {b}"
+        out.append(f"- **Per image {where}**, latency fell " + "; ".join(parts) + ".")
+    b0, b1 = batches[0], batches[-1]
+    gap0 = (table[f"latency b{b0}"] - table["FLOPs vs teacher"]).abs().median()
+    gap1 = (table[f"latency b{b1}"] - table["FLOPs vs teacher"]).abs().median()
+    closer = (f"at batch {b1} than at batch {b0}" if gap1 < gap0 else f"at batch {b0} than at batch {b1}")
+    out.append(f"- The latency ratio sits closer to the FLOP ratio {closer} (median gap "
+               f"{prose.number(min(gap0, gap1))} against {prose.number(max(gap0, gap1))}).")
+    return "\n".join(out)

@@ -222,3 +222,54 @@ def sample_grid(models: dict, names: list, states, steps: int = 20, guidance: fl
             axes[0, c].set_title(tiny.WORDS[c], fontsize="small")
         fig.tight_layout()
     return fig
+
+
+MARKERS = "o^sDvP*X"
+
+
+def cost_quality_figure(costs: dict, quality: dict, latency: dict, reference: str = "teacher",
+                        batches=(1, 16), level: float = 0.95) -> Figure:
+    """Every model's cost against its quality: FLOPs and latency (x the reference) vs caption accuracy and FD.
+
+    Columns: FLOPs per denoising step, then latency per image at each batch in `batches` (median ratio to the
+    reference over the interleaved rounds, the range as error bars). Rows: caption accuracy (with its bootstrap
+    interval at `level`) and the Frechet distance (lower is better). One marker per model, one legend for all.
+    """
+    from . import metrics
+
+    missing = [n for n in costs if n not in quality or n not in latency]
+    if missing or reference not in costs:
+        raise ValueError(f"every model needs costs, quality and latency, and {reference!r} must be one of them; "
+                         f"incomplete: {missing}, models: {sorted(costs)}")
+    names = list(costs)
+    ref_flops = costs[reference]["flops_per_step"]
+    with style.context():
+        fig = Figure(figsize=(4.1 * (1 + len(batches)) + 2.6, 6.4), dpi=90)
+        axes = np.atleast_2d(fig.subplots(2, 1 + len(batches), sharey="row"))
+        handles = []
+        for k, name in enumerate(names):
+            q, lat = quality[name], latency[name]
+            lo, hi = metrics.accuracy_interval(q["caption_acc"], q["n"], level=level)
+            acc, fd = q["caption_acc"], q["fd"]
+            xs = [(costs[name]["flops_per_step"] / ref_flops, None)]
+            for b in batches:
+                m = lat[f"latency_ratio_b{b}"]
+                r_lo, r_hi = lat[f"latency_ratio_b{b}_range"]
+                xs.append((m, [[m - r_lo], [r_hi - m]]))
+            kw = dict(marker=MARKERS[k % len(MARKERS)], color=style.COLORS[k % len(style.COLORS)], ms=8, capsize=3,
+                      ls="none", mfc="white" if name == reference else None, mew=1.8)
+            for c, (x, xerr) in enumerate(xs):
+                h = axes[0, c].errorbar(x, acc, xerr=xerr, yerr=[[acc - lo], [hi - acc]], **kw)
+                axes[1, c].errorbar(x, fd, xerr=xerr, **kw)
+            handles.append(h)
+        xlabels = ["FLOPs per step (x teacher)"] + [f"latency per image, batch {b} (x teacher)" for b in batches]
+        for c, xl in enumerate(xlabels):
+            for r in range(2):
+                axes[r, c].axvline(1.0, color="0.6", ls=":", lw=1)
+            style.label_axes(axes[1, c], xl, "FD (lower is better)" if c == 0 else "")
+            style.label_axes(axes[0, c], "", f"caption accuracy [{level:.0%}]" if c == 0 else "",
+                             "cost: FLOPs" if c == 0 else f"cost: latency, batch {batches[c - 1]}")
+        fig.legend(handles, names, loc="center right", fontsize="small", title="model", frameon=False)
+        fig.suptitle("cheaper to the left; better up (accuracy) and down (FD)", y=0.99)
+        fig.tight_layout(rect=(0, 0, 1 - 2.6 / fig.get_figwidth(), 0.97))
+    return fig
