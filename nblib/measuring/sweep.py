@@ -115,13 +115,14 @@ def time_robust(fns: dict, repeats: int = 3, warmup: int = 1, max_spread: float 
 
 
 def time_points(model, points, decode_steps: int = 8, repeats: int = 3, seed: int = 0,
-                max_spread: float = MAX_SPREAD, retries: int = RETRIES) -> dict:
+                max_spread: float = MAX_SPREAD, retries: int = RETRIES, warmup: int = 1) -> dict:
     """Prefill and per-step decode times of every (batch, prompt length), interleaved; noisy points re-measured.
 
     Every point's prefill is one function and its `decode_steps` decode steps (contexts seq+1 ... seq+n, from a
     prefilled cache cropped back after each round) another; `time_robust` times them all in rounds. Returns
     (batch, seq) -> prefill_ms / decode_ms (medians; decode per step), their spreads (max - min over the rounds),
-    `remeasured` (rounds redone) and `noisy` (still spread over `max_spread` after the retries).
+    `remeasured` (rounds redone) and `noisy` (still spread over `max_spread` after the retries). `warmup` untimed
+    rounds come first (0 when the same shapes have just run, as in `run_sweep` after `point_costs`).
     """
     cost.check_positive(decode_steps=decode_steps, repeats=repeats)
     points = [(int(b), int(s)) for b, s in points]
@@ -146,7 +147,7 @@ def time_points(model, points, decode_steps: int = 8, repeats: int = 3, seed: in
                 return cache
 
             fns[("prefill", b, s)], fns[("decode", b, s)] = prefill, decode
-    res = time_robust(fns, repeats=repeats, max_spread=max_spread, retries=retries, device=dev)
+    res = time_robust(fns, repeats=repeats, warmup=warmup, max_spread=max_spread, retries=retries, device=dev)
     out = {}
     for b, s in points:
         pre, dec = res[("prefill", b, s)], res[("decode", b, s)]
@@ -185,7 +186,7 @@ def run_sweep(model, config: SweepConfig, progress: bool = True):
         time_points(model, [(1, 8)], decode_steps=2, repeats=1, retries=0)  # warm-up: first calls pay one-off costs
         rows = [point_costs(model, b, s, config.decode_steps, config.seed)
                 for b, s in bar(grid, desc="cost sweep: FLOPs, memory", enabled=progress)]
-        times = time_points(model, grid, config.decode_steps, config.repeats, config.seed)
+        times = time_points(model, grid, config.decode_steps, config.repeats, config.seed, warmup=0)  # warmed above
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         return pd.DataFrame([{**r, **times[(r["batch"], r["seq"])], "load_avg": load} for r in rows])
 
