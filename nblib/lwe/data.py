@@ -10,6 +10,8 @@ import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .. import checks
+
 DATA = Path(__file__).resolve().parents[2] / "data" / "lwe"
 SETS = {"hhh": "hhh_pairs.jsonl", "mtbench": "mtbench_pairs.jsonl"}
 SEED = 123  # the official default seed
@@ -68,8 +70,10 @@ def provenance(name: str = "hhh") -> dict:
 
 def stream(cases: list[Case], n: int | None = None, seed: int = SEED) -> list[Case]:
     """The first n cases of a seeded shuffle (the same order for every judge and every n)."""
-    if n is not None and n < 1:
-        raise ValueError(f"n must be at least 1 (or None for all {len(cases)} cases), got {n}")
+    if n is not None:
+        n = checks.whole("n", n)
+        if n < 1:
+            raise checks.BadArgument(f"n must be at least 1 (or None for all {len(cases)} cases), got {n}")
     order = list(cases)
     random.Random(seed).shuffle(order)
     return order if n is None else order[:n]

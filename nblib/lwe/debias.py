@@ -27,8 +27,8 @@ CONTENT_FREE = ("N/A", "[MASK]", " ")     # the content-free inputs of contextua
 
 def verdict(margin: float, prior: float = 0.0) -> str:
     """The per-order verdict after subtracting the position prior: "A" when margin - prior > 0, else "B"."""
-    checks.number("margin", margin)
-    checks.number("prior", prior, hint="the position prior in nats (0: flat)")
+    margin = checks.number("margin", margin)
+    prior = checks.number("prior", prior, hint="the position prior in nats (0: flat)")
     return "A" if margin - prior > 0 else "B"
 
 
@@ -53,6 +53,9 @@ def swap_prior(margins, swap_margins) -> float:
     m, s = np.asarray(margins, float), np.asarray(swap_margins, float)
     if m.size == 0 or m.shape != s.shape:
         raise checks.BadArgument(f"swap_prior needs margins in both orders for the same cases, got {m.size} and {s.size}")
+    if not (np.isfinite(m).all() and np.isfinite(s).all()):
+        raise checks.BadArgument("swap_prior needs finite margins (log-prob differences): got NaN or inf in "
+                                 f"{'margins' if not np.isfinite(m).all() else 'swap_margins'}; drop those cases")
     return float(np.mean((m + s) / 2))
 
 

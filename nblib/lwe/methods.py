@@ -422,6 +422,9 @@ def _run_selective(caller, rec, cases, cfg, progress):
 def expected_calls(method: str, n: int, batch_size: int = 4, inconsistent: int | None = None,
                    run_swap: bool = True) -> int:
     """The exact generation count of the official code for n cases (`inconsistent`: Selective LWE's count)."""
+    checks.one_of("method", method, METHODS)
+    n = checks.whole("n (cases judged)", n, low=0)
+    batch_size = checks.whole("batch_size", batch_size, low=1)
     if method == "vanilla":
         return 2 * n
     if method == "logprob":
@@ -432,13 +435,15 @@ def expected_calls(method: str, n: int, batch_size: int = 4, inconsistent: int |
         return (5 if run_swap else 3) * n + math.ceil(n / batch_size)
     if method == "selective":
         if inconsistent is None:
-            raise ValueError("Selective LWE's count needs the number of inconsistent cases")
+            raise checks.BadArgument("Selective LWE's count needs inconsistent (the number of inconsistent cases)")
+        inconsistent = checks.whole("inconsistent (cases whose two orders disagree)", inconsistent, low=0, high=n)
         return 2 * n + 3 * inconsistent + math.ceil(inconsistent / batch_size)
     raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
 
 
 def formula_calls_per_case(method: str, batch_size: int = 4, r: float = 1.0, run_swap: bool = True) -> float:
     """Calls per case by the brief's formulas: 2, 0, 4, 5 + 1/B (3 + 1/B without swap), 2 + r (3 + 1/B)."""
+    checks.one_of("method", method, METHODS)
     checks.number("r", r, 0, 1, hint="the share of swap-inconsistent cases")
     checks.whole("batch_size", batch_size, low=1)
     b = 1.0 / batch_size

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from .parse import flip
 
 
@@ -29,10 +30,14 @@ def _arrays(rec) -> dict:
 
 
 def bootstrap(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of per-case values."""
+    """Percentile bootstrap interval of the mean of per-case values ((nan, nan) for no values)."""
+    n_boot = checks.whole("n_boot", n_boot, low=1)
+    level = checks.number("level", level, 0, 1, low_open=True, high_open=True, hint="the interval's coverage")
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return float("nan"), float("nan")
+    if not np.isfinite(x).all():
+        raise checks.BadArgument(f"values must be finite: {int((~np.isfinite(x)).sum())} of {x.size} are NaN or inf")
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
