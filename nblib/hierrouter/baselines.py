@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from .episodes import Walk, fixed, walk
-from .table import Arrays, check_lam
+from .table import Arrays, check_cost_unit, check_lam
 
 
 def point(name: str, w: Walk, cost_unit: float, lam: float = 0.0, **extra) -> dict:
     """One method's row: mean quality (accuracy), mean FLOPs (pool + router), cost in units, mean return."""
+    cost_unit = check_cost_unit(cost_unit)
     q, c = float(w.quality.mean()), float(w.flops.mean())
     return {"method": name, "lam": float(lam), "accuracy": q, "cost_flops": c, "cost": c / cost_unit,
             "return": q - lam * c / cost_unit, "router_flops": float(w.router_flops.mean()), **extra}
@@ -32,7 +34,18 @@ def single_models(A: Arrays, cost_unit: float) -> tuple[list[dict], dict]:
 
 def mixing_line(cheap: dict, dear: dict, cost: np.ndarray | float) -> np.ndarray:
     """Accuracy of the per-query coin flip between two methods at this cost (the straight line between them)."""
-    c = np.asarray(cost, dtype=float)
+    for name, row in (("cheap", cheap), ("dear", dear)):
+        checks.number(f"{name}['cost']", row["cost"])
+        checks.number(f"{name}['accuracy']", row["accuracy"])
+    if not dear["cost"] > cheap["cost"]:
+        raise checks.BadArgument(f"dear must cost more than cheap: dear['cost'] = {dear['cost']!r}, cheap['cost'] = "
+                                 f"{cheap['cost']!r}; pass the cheaper method first")
+    try:
+        c = np.asarray(cost, dtype=float)
+    except (TypeError, ValueError):
+        raise checks.BadArgument(f"cost must be a number or an array of numbers, got {checks._short(cost)}") from None
+    if not np.isfinite(c).all():
+        raise checks.BadArgument(f"cost must be finite (not NaN or inf), got {checks._short(cost)}")
     t = (c - cheap["cost"]) / (dear["cost"] - cheap["cost"])
     return cheap["accuracy"] + np.clip(t, 0, 1) * (dear["accuracy"] - cheap["accuracy"])
 
@@ -193,6 +206,7 @@ def oracle_actions(A: Arrays, cost_unit: float, lam: float) -> np.ndarray:
     """Per problem, the route with the best return, knowing every outcome (exact: success via the cheapest right
     model at every hop, or the cheapest failure); ties go to success."""
     lam = check_lam(lam)
+    cost_unit = check_cost_unit(cost_unit)
     n, H, M = A.right.shape
     valid = np.arange(H)[None, :] < A.n_steps[:, None]
     right_cost = np.where(A.right, A.flops, np.inf)

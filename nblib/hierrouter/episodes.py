@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import checks
 from .table import Arrays
 
 
@@ -65,6 +66,10 @@ def walk(A: Arrays, choose: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
 def fixed(A: Arrays, per_hop: np.ndarray, reads_context: bool = False) -> Walk:
     """Episodes that call the pool index `per_hop[i, k]` at hop k of problem i (or `per_hop[k]` for every one)."""
     per_hop = np.asarray(per_hop, dtype=int)
+    M = A.right.shape[2]
+    if per_hop.size and ((per_hop < 0).any() or (per_hop >= M).any()):
+        raise checks.BadArgument(f"per_hop must hold pool indices 0..{M - 1} (one per hop), got values "
+                                 f"{sorted(set(per_hop[(per_hop < 0) | (per_hop >= M)].tolist()))[:5]}")
     if per_hop.ndim == 1:
         return walk(A, lambda k, rows, spent: np.full(len(rows), per_hop[k]), reads_context)
     return walk(A, lambda k, rows, spent: per_hop[rows, k], reads_context)

@@ -198,3 +198,9 @@ def check_lam(lam) -> float:
     if not v >= 0 or v == float("inf"):
         raise ValueError(f"lam (the cost weight) must be a finite number >= 0 (0 = ignore cost), got {lam!r}")
     return v
+
+
+def check_cost_unit(cost_unit) -> float:
+    """The FLOPs of one cost unit as a finite float > 0, or a BadArgument saying what to pass."""
+    return checks.number("cost_unit", cost_unit, low=0, low_open=True,
+                         hint="FLOPs per cost unit, e.g. the large model's mean episode FLOPs")
