@@ -16,6 +16,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .. import checks
+
 SCORES = ("max_prob", "max_logit", "neg_entropy", "margin")
 
 
@@ -44,8 +46,18 @@ def score_logits(logits: torch.Tensor, score: str = "max_prob") -> torch.Tensor:
 
 def aggregate(scores: Sequence[float], how: str = "mean") -> float:
     """One step's confidence from its first tokens' scores: 'mean' (default), 'min' or 'first'."""
-    if not len(scores):
-        raise ValueError("no token scores to aggregate")
+    checks.one_of("how", how, ("mean", "min", "first"))
+    try:
+        x = np.asarray(scores, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise checks.BadArgument(f"scores must be a list of token scores (numbers), got "
+                                 f"{checks._short(scores)}") from None
+    if np.ndim(scores) == 0 or not x.size:
+        raise checks.BadArgument(f"scores is empty or not a list: no token scores to aggregate, got "
+                                 f"{checks._short(scores)}")
+    if not np.isfinite(x).all():
+        raise checks.BadArgument(f"scores must be finite: {int((~np.isfinite(x)).sum())} of {x.size} token scores "
+                                 "are NaN or inf")
     if how == "mean":
         return float(np.mean(scores))
     if how == "min":
@@ -72,9 +84,18 @@ class Calibrator:
         """Fit the mixture by EM, initialised at the 25th / 75th percentiles; 'hi' is the larger mean."""
         from sklearn.mixture import GaussianMixture
 
-        x = np.asarray(scores, dtype=float).reshape(-1, 1)
+        try:
+            x = np.asarray(scores, dtype=float).reshape(-1, 1)
+        except (TypeError, ValueError):
+            raise checks.BadArgument(f"calibration needs at least 4 finite scores (numbers), got "
+                                     f"{checks._short(scores)}") from None
         if len(x) < 4 or not np.isfinite(x).all():
             raise ValueError(f"calibration needs at least 4 finite scores, got {len(x)}")
+        with np.errstate(over="ignore"):
+            squares = float(x[:, 0] @ x[:, 0])
+        if not np.isfinite(squares):
+            raise checks.BadArgument(f"calibration scores are too large to fit a mixture (largest |score| "
+                                     f"{float(np.abs(x).max()):.3g}): pass raw confidence scores, not overflowed ones")
         if np.ptp(x) == 0:
             raise ValueError("all calibration scores are equal: a mixture cannot separate easy from hard steps")
         init = np.percentile(x[:, 0], [25, 75]).reshape(2, 1)
@@ -97,22 +118,38 @@ class Calibrator:
         """P(high-confidence component | score), in [0, 1], non-decreasing in the score."""
         if not self.fitted:
             raise ValueError("the calibrator is not fitted: call .fit(pool_of_scores) first")
-        c = np.asarray(scores, dtype=float)
-        (m0, m1), (s0, s1), (w0, w1) = self.means_, self.stds_, self.weights_
-        # log densities, then a stable posterior of the high component
-        l0 = np.log(w0) - np.log(s0) - 0.5 * ((c - m0) / s0) ** 2
-        l1 = np.log(w1) - np.log(s1) - 0.5 * ((c - m1) / s1) ** 2
-        pi = 1.0 / (1.0 + np.exp(np.clip(l0 - l1, -700, 700)))
+        try:
+            c = np.asarray(scores, dtype=float)
+        except (TypeError, ValueError):
+            raise checks.BadArgument(f"scores must be numbers (raw confidence scores), got "
+                                     f"{checks._short(scores)}") from None
+        if not np.isfinite(c).all():
+            raise checks.BadArgument(f"scores must be finite: {int(np.size(c) - np.isfinite(c).sum())} of "
+                                     f"{np.size(c)} are NaN or inf; a step without a score has no routing value")
+        pi = self._posterior(c)
+        m1 = self.means_[1]
         if not self.tied:  # unequal variances: the posterior may fall again in the far tail; clamp it there
             pi = np.where(c > m1, np.maximum(pi, self.posterior_at(m1)), pi)
         return pi
 
     def posterior_at(self, c: float) -> float:
         """The posterior at one score (no clamping)."""
+        return float(self._posterior(np.asarray(c, dtype=float)))
+
+    def _posterior(self, c: np.ndarray) -> np.ndarray:
+        """P(high | c) from the log-density difference l0 - l1, stable for any finite score: with one variance
+        the quadratic terms cancel exactly (l0 - l1 is linear in c); far out, where the squares overflow, the
+        component with the wider spread takes the tail."""
         (m0, m1), (s0, s1), (w0, w1) = self.means_, self.stds_, self.weights_
-        l0 = np.log(w0) - np.log(s0) - 0.5 * ((c - m0) / s0) ** 2
-        l1 = np.log(w1) - np.log(s1) - 0.5 * ((c - m1) / s1) ** 2
-        return float(1.0 / (1.0 + np.exp(np.clip(l0 - l1, -700, 700))))
+        with np.errstate(over="ignore", invalid="ignore"):
+            if s0 == s1:
+                d = np.log(w0 / w1) + (m1 - m0) * (m0 + m1 - 2 * c) / (2 * s0 ** 2)
+                d = np.where(np.isnan(d), np.log(w0 / w1), d)     # equal means: the weights alone decide
+            else:
+                d = (np.log(w0) - np.log(s0) - 0.5 * ((c - m0) / s0) ** 2) \
+                    - (np.log(w1) - np.log(s1) - 0.5 * ((c - m1) / s1) ** 2)
+                d = np.where(np.isnan(d), np.inf if s0 > s1 else -np.inf, d)
+            return 1.0 / (1.0 + np.exp(np.clip(d, -700, 700)))
 
     def __call__(self, scores):
         """Same as `posterior`."""

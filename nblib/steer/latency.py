@@ -13,10 +13,13 @@ that reads a chunk) with a profile. Two kinds, always labelled:
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .. import checks
 
 
 class MissingModel(KeyError):
@@ -141,12 +144,15 @@ def roofline(params: dict | None = None, gpu: str = "H100 SXM", bytes_per_param:
              overhead_s: float = 20e-6, chunks=(1, 2, 4, 8, 16, 32, 64, 128, 256)) -> LatencyProfile:
     """A modelled profile: max(weights / bandwidth, 2 x params x tokens / peak) + overhead per forward."""
     params = dict(AS_IF_PARAMS if params is None else params)
-    if gpu not in GPUS:
+    if not isinstance(gpu, str) or gpu not in GPUS:
         raise ValueError(f"unknown GPU {gpu!r}; GPUs with a roofline here: {sorted(GPUS)}")
     bw, peak = GPUS[gpu]
     for m, p in params.items():
-        if not (isinstance(p, (int, float)) and p > 0):
-            raise ValueError(f"the 'as if' size of {m!r} must be a positive number of parameters, got {p!r}")
+        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p < math.inf):
+            raise checks.BadArgument(f"the 'as if' size of {m!r} must be a positive (finite) number of parameters, "
+                                     f"got {p!r}")
+    bytes_per_param = checks.number("bytes_per_param", bytes_per_param, low=0, low_open=True, hint="2 for bf16")
+    overhead_s = checks.number("overhead_s", overhead_s, low=0, hint="seconds per forward on top of the roofline")
     sec = {m: tuple(max(p * bytes_per_param / bw, 2 * p * k / peak) + overhead_s for k in chunks)
            for m, p in params.items()}
     sizes = " / ".join(f"{p / 1e9:g}B" for p in sorted(set(params.values())))

@@ -1,7 +1,7 @@
 """The routing rule and its thresholds: tau = 0 is exactly small-only, tau = 1 exactly large-only."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -20,8 +20,10 @@ def check_threshold(tau) -> float:
 
 def check_thresholds(taus: Sequence[float]) -> list[float]:
     """Validate a list of thresholds (each in [0, 1]; at least one)."""
-    if isinstance(taus, (int, float)):
+    if isinstance(taus, (int, float, np.integer, np.floating)) and not isinstance(taus, bool):
         taus = [taus]
+    if isinstance(taus, (str, bytes, bool)) or not isinstance(taus, Iterable):
+        raise checks.BadArgument(f"routing thresholds are a list of numbers in [0, 1], got {checks._short(taus)}")
     out = [check_threshold(t) for t in taus]
     if not out:
         raise ValueError("give at least one routing threshold in [0, 1]")
