@@ -4,20 +4,15 @@ marginal selection. Any input gives a valid policy or choice, or a ValueError / 
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nblib import cast
+from property_helpers import FAST, named
 
-FAST = settings(max_examples=50, deadline=None)
 ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
                 st.text(max_size=3), st.lists(st.integers(), max_size=2), st.integers(-3, 50).map(np.int64))
 SMALL = st.one_of(st.integers(-2, 40), st.integers(1, 20).map(np.int64), ANY)
-
-
-def named(err: Exception, *names: str) -> bool:
-    """A documented error kind whose message names one of the arguments."""
-    return isinstance(err, (TypeError, ValueError, KeyError)) and any(n in str(err) for n in names)
 
 
 @FAST

@@ -7,21 +7,16 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nblib import checks, cost
+from property_helpers import FAST, named
 
-FAST = settings(max_examples=50, deadline=None)
 ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**4), st.floats(allow_nan=True, allow_infinity=True),
                 st.text(max_size=3), st.lists(st.integers(), max_size=2), st.integers(-3, 50).map(np.int64),
                 st.floats(-5, 1e4).map(np.float32))
 SHAPE = cost.TransformerShape(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, vocab=100)
-
-
-def named(err: Exception, *names: str) -> bool:
-    """A documented error kind whose message names one of the arguments."""
-    return isinstance(err, (TypeError, ValueError, KeyError)) and any(n in str(err) for n in names)
 
 
 def whole_at_least(x, low: int) -> bool:

@@ -13,18 +13,13 @@ from nblib import checks
 from nblib.hierrouter import baselines as B
 from nblib.hierrouter import bench, episodes, table
 from nblib.taskworld import problems as T
+from property_helpers import FAST, named
 
-FAST = settings(max_examples=50, deadline=None)
 TABLES = settings(max_examples=40, deadline=None)    # each example walks a synthetic table
 ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
                 st.text(max_size=3), st.lists(st.integers(), max_size=2), st.integers(-3, 50).map(np.int64),
                 st.floats(-1, 2).map(np.float32))
 PROBLEMS = [p for n in (2, 3, 4) for p in T.problems("train", 2, seed=5, n_steps=n)]
-
-
-def named(err: Exception, *names: str) -> bool:
-    """A documented error kind whose message names one of the arguments."""
-    return isinstance(err, (TypeError, ValueError, KeyError)) and any(n in str(err) for n in names)
 
 
 @st.composite

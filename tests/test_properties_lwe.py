@@ -7,24 +7,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nblib import checks, lwe
 from nblib.lwe import debias, metrics, methods
+from property_helpers import FAST, named
 
-FAST = settings(max_examples=50, deadline=None)
 ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
                 st.text(max_size=3), st.lists(st.integers(), max_size=2), st.integers(-3, 50).map(np.int64),
                 st.floats(-1, 2).map(np.float32))
 FLOATS = st.floats(-50, 50)
 VERDICT_TEXT = st.lists(st.sampled_from(["[[A]]", "[[B]]", "[A]", "[B]", "A", "B", "[[", "]]", " ", "x", "\n"]),
                         max_size=6).map("".join)
-
-
-def named(err: Exception, *names: str) -> bool:
-    """A documented error kind whose message names one of the arguments."""
-    return isinstance(err, (TypeError, ValueError, KeyError)) and any(n in str(err) for n in names)
 
 
 def case(i: int) -> lwe.Case:

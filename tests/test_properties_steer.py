@@ -13,17 +13,12 @@ from hypothesis import strategies as st
 from nblib import checks, steer
 from nblib.steer import accounting, confidence, latency, routing
 from nblib.steer.engine import Event, goes_large
+from property_helpers import FAST, named
 
-FAST = settings(max_examples=50, deadline=None)
 ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
                 st.text(max_size=3), st.lists(st.integers(), max_size=2), st.integers(-3, 50).map(np.int64),
                 st.floats(-1, 2).map(np.float32))
 TAU = st.one_of(st.floats(-0.5, 1.5), st.sampled_from([0, 1, 0.0, 1.0]), ANY)
-
-
-def named(err: Exception, *names: str) -> bool:
-    """A documented error kind whose message names one of the arguments."""
-    return isinstance(err, (TypeError, ValueError, KeyError)) and any(n in str(err) for n in names)
 
 
 @FAST

@@ -3,21 +3,16 @@ round-trip, problem parsing, and clear errors naming the argument for anything e
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from nblib import taskworld
 from nblib.taskworld import models
+from property_helpers import FAST, named
 
-FAST = settings(max_examples=50, deadline=None)
 ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
                 st.text(max_size=5), st.lists(st.integers(-3, 40), max_size=4), st.integers(-3, 50).map(np.int64))
 TASK_TEXT = st.text(alphabet=models.CHARS, max_size=12)
-
-
-def named(err: Exception, *names: str) -> bool:
-    """A documented error kind whose message names one of the arguments."""
-    return isinstance(err, (TypeError, ValueError, KeyError)) and any(n in str(err) for n in names)
 
 
 @FAST
