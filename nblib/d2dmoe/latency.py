@@ -26,6 +26,7 @@ import torch
 from .. import checks
 from . import kernel
 from .convert import recording, set_rule
+from .data import DATA_DIR
 
 N_TOKENS = (32, 64, 128)
 TAUS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -245,7 +246,7 @@ def summary(sweep: dict, tau_1pt: float | None, tokens: int = 64) -> dict:
             "request_latency_ratio": req, "ffn_goal_met": ffn <= 0.6, "request_goal_met": req <= 0.85}
 
 
-RECORD = Path(__file__).resolve().parents[2] / "data" / "d2dmoe" / "latency_minilm.json"
+RECORD = DATA_DIR / "latency_minilm.json"
 
 
 def load_record(path=RECORD) -> dict:
