@@ -172,7 +172,7 @@ def main() -> None:
                                   n_threads=a.threads, **kw)
             extra.append((r["rule"], r["value"], live_row(r)[TOKENS_PER_REQUEST]))
 
-    lat = committed("latency_minilm.json", "python scripts/d2dmoe_latency.py")
+    lat = L.load_record()
     old, old_machine = committed_latency(lat, a.experts, tau)
     print(f"\nLIVE one request (batch 1), {a.experts} experts of {layers[0].size}, dynamic-k tau {tau:g}, "
           f"{a.threads} threads, median of {a.repeats} interleaved repeats; COMMITTED = latency_minilm.json "
