@@ -39,7 +39,7 @@ def number(name: str, value: Any, low: float | None = None, high: float | None =
     """
     where = _range_text(low, high, low_open, high_open) + (f" ({hint})" if hint else "")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise BadArgument(f"{name} must be a number {where}, got {_short(value)} ({type(value).__name__})")
+        raise BadArgument(f"{name} must be a number {where}, got {short(value)} ({type(value).__name__})")
     v = float(value)
     if math.isnan(v) or (finite and math.isinf(v)) \
             or (low is not None and (v < low or (low_open and v == low))) \
@@ -67,7 +67,7 @@ def whole(name: str, value: Any, low: int | None = None, high: int | None = None
 def non_empty(name: str, value: Any, what: str = "item") -> list:
     """`value` as a list with at least one element (a string is not taken as a sequence of characters)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise BadArgument(f"{name} must be a list of {what}s, got {type(value).__name__} {_short(value)}")
+        raise BadArgument(f"{name} must be a list of {what}s, got {type(value).__name__} {short(value)}")
     out = list(value)
     if not out:
         raise BadArgument(f"{name} is empty: pass at least one {what}")
@@ -78,7 +78,7 @@ def one_of(name: str, value: Any, valid: Iterable[str]) -> str:
     """`value` when it is one of the `valid` names; else an error listing them."""
     valid = list(valid)
     if not isinstance(value, str) or value not in valid:
-        raise BadArgument(f"{name} must be one of {valid}, got {_short(value)}")
+        raise BadArgument(f"{name} must be one of {valid}, got {short(value)}")
     return value
 
 
@@ -91,7 +91,7 @@ def names(name: str, value: Any, valid: Iterable[str] | None = None, what: str =
     valid = None if valid is None else list(valid)
     for v in out:
         if not isinstance(v, str):
-            raise BadArgument(f"{name} must hold {what}s (strings), got {_short(v)}")
+            raise BadArgument(f"{name} must hold {what}s (strings), got {short(v)}")
         if valid is not None and v not in valid:
             raise BadArgument(f"{name}: unknown {what} {v!r}; valid {what}s: {valid}")
     return out
@@ -103,7 +103,7 @@ def distinct(name: str, value: Sequence) -> list:
     seen = set()
     for v in out:
         if v in seen:
-            raise BadArgument(f"{name} repeats {_short(v)}: each element may appear once")
+            raise BadArgument(f"{name} repeats {short(v)}: each element may appear once")
         seen.add(v)
     return out
 
@@ -121,6 +121,7 @@ def cost_order(name: str, value: Sequence[str], costs: Sequence[float]) -> list[
     return out
 
 
-def _short(value: Any, n: int = 80) -> str:
+def short(value: Any, n: int = 80) -> str:
+    """A value's repr cut to n characters, for error messages."""
     text = repr(value)
     return text if len(text) <= n else text[: n - 3] + "..."

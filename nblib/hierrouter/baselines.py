@@ -43,9 +43,9 @@ def mixing_line(cheap: dict, dear: dict, cost: np.ndarray | float) -> np.ndarray
     try:
         c = np.asarray(cost, dtype=float)
     except (TypeError, ValueError):
-        raise checks.BadArgument(f"cost must be a number or an array of numbers, got {checks._short(cost)}") from None
+        raise checks.BadArgument(f"cost must be a number or an array of numbers, got {checks.short(cost)}") from None
     if not np.isfinite(c).all():
-        raise checks.BadArgument(f"cost must be finite (not NaN or inf), got {checks._short(cost)}")
+        raise checks.BadArgument(f"cost must be finite (not NaN or inf), got {checks.short(cost)}")
     t = (c - cheap["cost"]) / (dear["cost"] - cheap["cost"])
     return cheap["accuracy"] + np.clip(t, 0, 1) * (dear["accuracy"] - cheap["accuracy"])
 

@@ -16,7 +16,7 @@ def parse_verdict(text: str | None) -> str | None:
     """"A", "B", or None when the judgment has no valid verdict."""
     if text is not None and not isinstance(text, str):
         raise checks.BadArgument(f"text (the judgment) must be a string or None, got {type(text).__name__} "
-                                 f"{checks._short(text)}")
+                                 f"{checks.short(text)}")
     if not text:
         return None
     a, b = "[[A]]" in text, "[[B]]" in text

@@ -51,10 +51,10 @@ def aggregate(scores: Sequence[float], how: str = "mean") -> float:
         x = np.asarray(scores, dtype=float).ravel()
     except (TypeError, ValueError):
         raise checks.BadArgument(f"scores must be a list of token scores (numbers), got "
-                                 f"{checks._short(scores)}") from None
+                                 f"{checks.short(scores)}") from None
     if np.ndim(scores) == 0 or not x.size:
         raise checks.BadArgument(f"scores is empty or not a list: no token scores to aggregate, got "
-                                 f"{checks._short(scores)}")
+                                 f"{checks.short(scores)}")
     if not np.isfinite(x).all():
         raise checks.BadArgument(f"scores must be finite: {int((~np.isfinite(x)).sum())} of {x.size} token scores "
                                  "are NaN or inf")
@@ -88,7 +88,7 @@ class Calibrator:
             x = np.asarray(scores, dtype=float).reshape(-1, 1)
         except (TypeError, ValueError):
             raise checks.BadArgument(f"calibration needs at least 4 finite scores (numbers), got "
-                                     f"{checks._short(scores)}") from None
+                                     f"{checks.short(scores)}") from None
         if len(x) < 4 or not np.isfinite(x).all():
             raise ValueError(f"calibration needs at least 4 finite scores, got {len(x)}")
         with np.errstate(over="ignore"):
@@ -122,7 +122,7 @@ class Calibrator:
             c = np.asarray(scores, dtype=float)
         except (TypeError, ValueError):
             raise checks.BadArgument(f"scores must be numbers (raw confidence scores), got "
-                                     f"{checks._short(scores)}") from None
+                                     f"{checks.short(scores)}") from None
         if not np.isfinite(c).all():
             raise checks.BadArgument(f"scores must be finite: {int(np.size(c) - np.isfinite(c).sum())} of "
                                      f"{np.size(c)} are NaN or inf; a step without a score has no routing value")

@@ -23,7 +23,7 @@ def check_thresholds(taus: Sequence[float]) -> list[float]:
     if isinstance(taus, (int, float, np.integer, np.floating)) and not isinstance(taus, bool):
         taus = [taus]
     if isinstance(taus, (str, bytes, bool)) or not isinstance(taus, Iterable):
-        raise checks.BadArgument(f"routing thresholds are a list of numbers in [0, 1], got {checks._short(taus)}")
+        raise checks.BadArgument(f"routing thresholds are a list of numbers in [0, 1], got {checks.short(taus)}")
     out = [check_threshold(t) for t in taus]
     if not out:
         raise ValueError("give at least one routing threshold in [0, 1]")
