@@ -91,6 +91,7 @@ def run(name: str, target, draft, prompts: list[list[int]], batch: int, max_new:
     kernels: the skinny verify kernel (`nblib.cast.kernel`) for this package's loops; False: torch's matmul.
     """
     outs, emitted, secs, acc, calls, dsec, vsec, row_calls = [], 0, 0.0, [], 0, 0.0, 0.0, 0
+    shapes: list[tuple[int, int, int]] = []
     for chunk in _batches(prompts, batch):
         if policy is None:
             r = plain_greedy(target, chunk, max_new, eos, kernels=kernels)
@@ -104,9 +105,24 @@ def run(name: str, target, draft, prompts: list[list[int]], batch: int, max_new:
         row_calls += r.row_calls
         dsec += r.draft_seconds
         vsec += r.verify_seconds
-    return {"method": name, "batch": batch, "tokens": emitted, "seconds": secs, "tokens_per_s": emitted / secs,
-            "accepted_per_call": emitted / max(1, row_calls), "target_calls": calls,
-            "draft_share": dsec / secs if policy is not None else 0.0, "outputs": outs}
+        shapes += r.shapes
+    out = {"method": name, "batch": batch, "tokens": emitted, "seconds": secs, "tokens_per_s": emitted / secs,
+           "accepted_per_call": emitted / max(1, row_calls), "target_calls": calls,
+           "draft_share": dsec / secs if policy is not None else 0.0, "outputs": outs}
+    if policy is not None:
+        out["choice"] = tree_choice(shapes)
+    return out
+
+
+def tree_choice(shapes: list[tuple[int, int, int]]) -> dict:
+    """What a policy chose over its steps (shapes: (levels, max width, verified) per step): the share of steps it
+    drafted nothing, and the mean levels and verified nodes of the steps it drafted."""
+    drafted = [s for s in shapes if s[2] > 0]
+    n = max(1, len(shapes))
+    return {"steps": len(shapes), "no_draft_share": (len(shapes) - len(drafted)) / n,
+            "levels_mean": sum(s[0] for s in drafted) / max(1, len(drafted)),
+            "width_mean": sum(s[1] for s in drafted) / max(1, len(drafted)),
+            "verified_mean": sum(s[2] for s in drafted) / max(1, len(drafted))}
 
 
 def run_hf(name: str, target, prompts: list[list[int]], batch: int, max_new: int, eos: int | None,
@@ -427,6 +443,15 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
     out["tokens_per_call"] = {f"{r['method']} [{r.get('draft', '-')}] b{r['batch']}": round(r["accepted_per_call"], 3)
                               for r in rows if r.get("accepted_per_call") == r.get("accepted_per_call")
                               and "accepted_per_call" in r}
+    for b in batches:
+        out[f"cast_over_plain_b{b}"] = sp("CAST", b, feat, key="over_plain")
+        out[f"plain_over_generate_b{b}"] = sp(PLAIN, b)
+    mins = [out[f"cast_over_plain_b{b}"] for b in batches if out[f"cast_over_plain_b{b}"] is not None]
+    out["cast_min_over_plain_any_batch"] = min(mins) if mins else None
+    out["strongest_competitor"] = {str(b): strongest_competitor(rows, b) for b in batches}
+    out["cast_no_draft_share"] = {str(b): next((round(r["choice"]["no_draft_share"], 3) for r in rows
+                                                if r["method"] == "CAST" and r.get("draft") == feat
+                                                and r["batch"] == b and "choice" in r), None) for b in batches}
     vc = {r["n"]: r for r in result["verify_cost"]}
     out["verify32_over_decode"] = round(vc[32]["lean_rel"], 3) if 32 in vc else None
     out["verify4_over_decode"] = round(vc[4]["lean_rel"], 3) if 4 in vc else None
@@ -438,6 +463,42 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
                 "threads": env["threads"], "loadavg_before": env["loadavg_before"],
                 "loadavg_after": env["loadavg_after"], "device": env["device"]})
     return out
+
+
+def strongest_competitor(rows: list[dict], batch: int, exclude=("CAST", "feature (EAGLE)")) -> dict | None:
+    """The fastest method at one batch size other than CAST with the feature draft (plain loops included): name,
+    draft, tokens/s and its ratio to the plain loop."""
+    cands = [r for r in rows if r["batch"] == batch and "tokens_per_s" in r
+             and (r["method"], r.get("draft")) != tuple(exclude)]
+    if not cands:
+        return None
+    r = max(cands, key=lambda r: r["tokens_per_s"])
+    return {"method": r["method"], "draft": r.get("draft", "–"), "tokens_per_s": round(r["tokens_per_s"], 2),
+            "over_plain": None if r.get("over_plain") is None else round(r["over_plain"], 3)}
+
+
+def per_batch(result: dict):
+    """One row per batch size: the plain loop, CAST (feature draft) and what it chose, and the strongest competitor."""
+    import pandas as pd
+
+    rows = result["rows"]
+    out = []
+    for b in sorted({r["batch"] for r in rows}):
+        def get(method, draft=None, b=b):
+            return next((r for r in rows if r["method"] == method and r["batch"] == b
+                         and (draft is None or r.get("draft") == draft) and "tokens_per_s" in r), None)
+        plain, gen, c = get(PLAIN), get(BASELINE), get("CAST", "feature (EAGLE)")
+        best = strongest_competitor(rows, b)
+        ch = (c or {}).get("choice", {})
+        out.append({"batch": b, "generate (tok/s)": gen and gen["tokens_per_s"],
+                    "plain loop (tok/s)": plain and plain["tokens_per_s"],
+                    "CAST (tok/s)": c and c["tokens_per_s"], "CAST / plain": c and c.get("over_plain"),
+                    "CAST: steps without a draft (%)": 100 * ch["no_draft_share"] if ch else None,
+                    "CAST: levels per drafted step": ch.get("levels_mean"),
+                    "CAST: nodes verified per drafted step": ch.get("verified_mean"),
+                    "strongest other method": best and f"{best['method']} [{best['draft']}]",
+                    "its / plain": best and best["over_plain"]})
+    return pd.DataFrame(out)
 
 
 def paper_vs_ours(head: dict):
