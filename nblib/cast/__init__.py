@@ -16,8 +16,8 @@ The notebook imports this one package: `from nblib import cast` -> `cast.generat
 from . import bench, draft, eagle, panel, policy, sampling, tree
 from .policy import CastPolicy, LatencyProfile, cached_profile, linear_profile
 from .sampling import Sampling
-from .tree import FixedTree, SpecResult, Tree, chain, generate, greedy_reference, plain_greedy
+from .tree import FixedTree, NoDraft, SpecResult, Tree, chain, generate, greedy_reference, plain_greedy
 
 __all__ = ["bench", "draft", "eagle", "panel", "policy", "sampling", "tree", "Sampling", "CastPolicy", "LatencyProfile", "cached_profile",
-           "linear_profile", "FixedTree", "SpecResult", "Tree", "chain", "generate", "greedy_reference",
+           "linear_profile", "FixedTree", "NoDraft", "SpecResult", "Tree", "chain", "generate", "greedy_reference",
            "plain_greedy"]

@@ -87,6 +87,7 @@ _STATE: dict = {}  # "lib": the loaded library or None, "why": the reason when N
 PROFILE_NAME = "nblib::skinny_mm"  # how the kernel's calls show in torch's profiler (while `profiled()` is on)
 _PROFILED = [False]
 _ACTIVE = [0]      # depth of open `fast_linears` blocks: `tree.head` uses the kernel while > 0
+_LIMIT = [MAX_ROWS]  # rows up to which the kernel runs inside the open block (a profile's measured crossover)
 
 
 def _build() -> tuple[ctypes.CDLL | None, str]:
@@ -125,7 +126,7 @@ def usable(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -
     return (x.device.type == "cpu" and w.device.type == "cpu" and x.dtype == torch.float32
             and w.dtype == torch.float32 and w.dim() == 2 and w.is_contiguous() and x.shape[-1] == w.shape[1]
             and w.shape[1] % 8 == 0 and (bias is None or bias.dtype == torch.float32)
-            and x.numel() // max(1, x.shape[-1]) <= MAX_ROWS and not torch.is_grad_enabled() and available())
+            and x.numel() // max(1, x.shape[-1]) <= _LIMIT[0] and not torch.is_grad_enabled() and available())
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -139,7 +140,7 @@ def _skinny(x: torch.Tensor, w: torch.Tensor, bias, threads: int) -> torch.Tenso
     """The kernel call itself; x float32 CPU, w (N, K) contiguous float32 with K % 8 == 0 (checked by callers)."""
     K = x.shape[-1]
     M = x.numel() // K
-    if M > MAX_ROWS:
+    if M > _LIMIT[0]:
         return F.linear(x, w, bias)
     if not x.is_contiguous():
         x = x.contiguous()
@@ -177,13 +178,22 @@ def _eligible(mod: torch.nn.Linear) -> bool:
             and (b is None or (b.dtype == torch.float32 and b.is_contiguous())))
 
 
+def row_limit() -> int:
+    """Activation rows up to which the kernel runs now (MAX_ROWS, or a `fast_linears(max_rows=...)` block's limit)."""
+    return _LIMIT[0]
+
+
 @contextlib.contextmanager
-def fast_linears(*models, enabled: bool = True):
+def fast_linears(*models, enabled: bool = True, max_rows: int | None = None):
     """Within the block, every nn.Linear in `models` (and `tree.head`) multiplies with the skinny kernel.
 
     Outside it the models are untouched, so a baseline run before or after (transformers' `generate`) uses
     torch's own kernels. A no-op when `enabled` is False or the kernel is unavailable (see `status()`).
+    max_rows: take the kernel only up to this many activation rows (batch x tokens) and torch's matmul above it,
+    e.g. the crossover a latency profile measured on this machine (capped at MAX_ROWS; 0: torch everywhere).
     """
+    if max_rows is not None and (not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 0):
+        raise ValueError(f"max_rows must be a non-negative integer (activation rows), got {max_rows!r}")
     if not enabled or not available():
         yield False
         return
@@ -193,11 +203,14 @@ def fast_linears(*models, enabled: bool = True):
             if isinstance(mod, torch.nn.Linear) and "forward" not in mod.__dict__ and _eligible(mod):
                 mod.forward = _fast_forward(mod, threads)
                 patched.append(mod)
+    prev = _LIMIT[0]
+    _LIMIT[0] = MAX_ROWS if max_rows is None else min(max_rows, MAX_ROWS)
     _ACTIVE[0] += 1
     try:
         yield True
     finally:
         _ACTIVE[0] -= 1
+        _LIMIT[0] = prev
         for mod in patched:
             del mod.forward
 

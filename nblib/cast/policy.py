@@ -40,6 +40,14 @@ class LatencyProfile:
     target_s: np.ndarray         # (len(contexts), len(target_n)) seconds per target forward
     draft_s: np.ndarray          # (len(contexts), len(draft_n)) seconds per draft forward
     meta: dict = field(default_factory=dict)
+    # seconds a step costs beyond its forwards (measured by `step_overheads`): "step_s" per drafted step,
+    # "level_s" per draft level (bookkeeping, the draft's small ops), "nodraft_s" per step without a draft
+    overhead: dict = field(default_factory=dict)
+    kernel_rows: int | None = None  # activation rows up to which the skinny kernel beat torch's matmul here
+
+    def step_nodraft(self, c: int) -> float:
+        """Seconds of a step without a draft: one target token plus the step's measured overhead."""
+        return self.target(c, 1) + self.overhead.get("nodraft_s", 0.0)
 
     def row(self, c: int) -> int:
         """Grid row for context c: round up to the next grid point, clamp to the table (CAST's select)."""
@@ -114,28 +122,103 @@ def monotone(row: np.ndarray) -> np.ndarray:
     return IsotonicRegression(increasing=True).fit_transform(np.arange(len(row)), row)
 
 
+def crossover(skinny: np.ndarray, torch_s: np.ndarray, ns) -> int:
+    """The largest n of the grid up to which the skinny kernel is at least as fast as torch's matmul at every grid
+    point (medians over contexts; 0 when it loses already at the first point). skinny, torch_s: (contexts, len(ns))."""
+    win = np.median(skinny, axis=0) <= np.median(torch_s, axis=0)
+    n = 0
+    for k, ok in zip(ns, win, strict=True):
+        if not ok:
+            break
+        n = int(k)
+    return n
+
+
 def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 4, 8, 16, 24, 32, 48, 64),
-            draft_n=(1, 2, 4, 8, 16), repeats: int = 3, progress: bool = True, kernels: bool = True) -> LatencyProfile:
+            draft_n=(1, 2, 4, 8, 16), repeats: int = 3, progress: bool = True, kernels: bool = True,
+            overheads: bool = True) -> LatencyProfile:
     """Measure the target's and draft's forward latency over a (context x tokens) grid at one batch size.
 
-    kernels: time with the skinny verify kernel (as `generate(kernels=True)` runs), else with torch's.
+    kernels: time the target with the skinny verify kernel and with torch's matmul, keep the faster per tree size
+    (the crossover becomes the profile's `kernel_rows`, which `generate` then follows); False: torch's only.
+    overheads: also measure what a step costs beyond its forwards (`step_overheads`).
     """
     from .. import progress as bar
 
+    given = draft
     draft, vocab = cast.unpack_draft(draft)
     dev = next(target.parameters()).device
     T = np.zeros((len(contexts), len(target_n)))
+    Tt = np.zeros((len(contexts), len(target_n)))
     D = np.zeros((len(contexts), len(draft_n)))
     jobs = [("t", i) for i in range(len(contexts))] + [("d", i) for i in range(len(contexts))]
     with kernel.fast_linears(target, draft, enabled=kernels) as on:
+        if on:
+            jobs += [("torch", i) for i in range(len(contexts))]
         for kind, i in bar(jobs, desc=f"profiling batch {batch}", enabled=progress, leave=False):
             if kind == "t":
                 T[i] = monotone(np.array(_time_forwards(target, None, batch, contexts[i], target_n, repeats)))
+            elif kind == "torch":
+                with kernel.fast_linears(target, enabled=True, max_rows=0):  # torch's matmul for every linear
+                    Tt[i] = monotone(np.array(_time_forwards(target, None, batch, contexts[i], target_n, repeats)))
             else:
                 D[i] = monotone(np.array(_time_forwards(draft, vocab, batch, contexts[i], draft_n, repeats)))
-    return LatencyProfile(device_name(dev), batch, list(contexts), list(target_n), list(draft_n), T, D,
-                          {"repeats": repeats, "statistic": "median of interleaved rounds, isotonic in n",
-                           "kernel": "skinny" if on else "torch"})
+    rows = None
+    meta = {"repeats": repeats, "statistic": "median of interleaved rounds, isotonic in n",
+            "kernel": "skinny" if on else "torch"}
+    if on:
+        n_x = crossover(T, Tt, target_n)
+        rows = batch * n_x
+        pick = np.array(target_n)[None, :] <= n_x
+        meta.update({"kernel": f"skinny up to {n_x} tree tokens, torch above" if n_x < target_n[-1] else "skinny",
+                     "torch_s": Tt.tolist(), "skinny_s": T.tolist(), "kernel_crossover_n": n_x})
+        T = np.stack([monotone(r) for r in np.where(pick, T, Tt)])
+    prof = LatencyProfile(device_name(dev), batch, list(contexts), list(target_n), list(draft_n), T, D, meta,
+                          kernel_rows=rows)
+    if overheads:
+        prof.overhead = step_overheads(target, given, prof, kernels=kernels,
+                                       repeats=repeats)
+    return prof
+
+
+def step_overheads(target, draft, prof: LatencyProfile, kernels: bool = True, repeats: int = 3,
+                   steps: int = 12) -> dict:
+    """Seconds a decoding step costs beyond the forwards `prof` timed, from whole `generate` steps on random text.
+
+    Three fixed shapes, each decoded for a few and for `steps` more steps (interleaved rounds, medians; the
+    difference per step removes the prefill): no draft (the root alone), a 1-token chain (draft catch-up +
+    2-token verify) and a 3-token chain (2 more draft levels, 4-token verify). Then nodraft_s = T_none -
+    target(1); step_s = T_chain1 - draft(1) - target(2); level_s = (T_chain3 - T_chain1 - (target(4) -
+    target(2))) / 2 - draft(1), each at least 0.
+    """
+    dev = next(target.parameters()).device
+    B, c = prof.batch, prof.contexts[0]
+    g = torch.Generator().manual_seed(1234 + B)
+    V = target.config.vocab_size
+    prompts = torch.randint(0, V, (B, max(2, c - steps)), generator=g).tolist()
+    shapes = {"none": cast.NoDraft(), "chain1": cast.chain(1), "chain3": cast.chain(3)}
+    made: dict[str, int] = {}
+
+    def fn(name: str, new: int):
+        def go():
+            r = cast.generate(target, draft, prompts, new, shapes[name], kernels=kernels)
+            made[f"{name}/{new}"] = r.steps
+        return go
+
+    fns = {f"{n}/{k}": fn(n, k) for n in shapes for k in (2, 2 + steps)}
+    t = time_interleaved(fns, warmup=1, repeats=repeats, device=dev)
+    per = {}
+    for n in shapes:
+        d_steps = max(1, made[f"{n}/{2 + steps}"] - made[f"{n}/2"])
+        per[n] = (t[f"{n}/{2 + steps}"].median_ms - t[f"{n}/2"].median_ms) / 1e3 / d_steps
+    T1, d1 = prof.target(c, 1), prof.draft(c, 1)
+    out = {"nodraft_s": per["none"] - T1,
+           "step_s": per["chain1"] - d1 - prof.target(c, 2),
+           "level_s": (per["chain3"] - per["chain1"] - (prof.target(c, 4) - prof.target(c, 2))) / 2 - d1}
+    out = {k: max(0.0, float(v)) for k, v in out.items()}
+    out.update({"step_none_s": per["none"], "step_chain1_s": per["chain1"], "step_chain3_s": per["chain3"],
+                "context": c, "steps": steps})
+    return out
 
 
 def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
@@ -151,7 +234,8 @@ def cached_profile(target, draft, batch: int, *, contexts=(64, 128, 256),
            "draft_n": list(draft_n), "repeats": repeats, "tag": tag,
            "target": _model_sig(target), "draft": _model_sig(dm), "draft_vocab": nv,
            **weights_key(target, draft), "kernel": "skinny" if kernels and kernel.available() else "torch"}
-    code = (profile, _time_forwards, monotone, time_interleaved, cast.lm_forward, cast.lm_hidden, cast.body_forward, cast.prefill, cast.KV,
+    code = (profile, _time_forwards, monotone, crossover, step_overheads, time_interleaved, cast.lm_forward,
+            cast.lm_hidden, cast.body_forward, cast.prefill, cast.KV, cast.generate, cast.draft_tree, cast.verify,
             kernel)
     return cached("cast_profile", key, lambda: profile(target, draft, batch, contexts, target_n, draft_n, repeats,
                                                        kernels=kernels), code=code, verbose=verbose)
@@ -209,18 +293,20 @@ class CastPolicy:
     """
 
     def __init__(self, profiles, c1: float = 1.0, c2: float | None = None, c3: float | None = None, top_k: int = 8,
-                 max_depth: int = 8, max_verify: int = 64, buffer: int = 4):
+                 max_depth: int = 8, max_verify: int = 64, buffer: int = 4, probe: int = 16):
         if isinstance(profiles, LatencyProfile):
             profiles = {profiles.batch: profiles}
         if not profiles:
             raise ValueError("CastPolicy needs at least one latency profile (see cached_profile)")
-        for name, v in (("top_k", top_k), ("max_depth", max_depth), ("max_verify", max_verify)):
+        for name, v in (("top_k", top_k), ("max_depth", max_depth), ("max_verify", max_verify), ("probe", probe)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         cast.check_depth("max_depth", max_depth)
         self.profiles = dict(profiles)
         self.c1, self.c2, self.c3 = c1, c2, c3
         self.top_k, self.max_depth, self.max_verify, self.R = top_k, max_depth, max_verify, buffer
+        self.probe = probe
+        self.stats: dict[int, dict] = {}  # per batch size, kept across calls: what drafted steps emitted and cost
         self.reset()
 
     def reset(self) -> None:
@@ -228,7 +314,51 @@ class CastPolicy:
         self.phi = deque([1.0], maxlen=self.R)
         self._prev_u = None
         self._draft_cost = 0.0
+        self._step_cost = None
         self.log: list[dict] = []
+
+    # --------------------------------------------------------------- draft at all? ("no draft" is a choice)
+    def should_draft(self, batch: int, context: int) -> bool:
+        """Draft this step unless the drafted steps so far emit fewer tokens per predicted second than a step
+        without a draft (one target token + the profile's measured no-draft overhead).
+
+        Rate of drafting = mean emitted tokens per row of the drafted steps / their predicted cost (draft +
+        overheads + verify, from the profile; exponential moving averages). Before any drafted step it drafts;
+        while drafting loses it re-tries once after `probe` steps without a draft, then after twice as many, ...
+        """
+        st = self.stats.get(batch)
+        if st is None or st["emitted"] is None:
+            return True
+        p = self.prof(batch)
+        rate_draft = st["emitted"] / max(st["cost_s"], 1e-12)
+        rate_plain = 1.0 / max(p.step_nodraft(context), 1e-12)
+        if rate_draft >= rate_plain:
+            st["skipped"], st["wait"] = 0, self.probe
+            return True
+        if st["skipped"] >= st["wait"]:  # probe: draft once more, so a changed acceptance is noticed
+            st["skipped"], st["wait"] = 0, 2 * st["wait"]
+            return True
+        st["skipped"] += 1
+        self.log.append({"batch": batch, "context": context, "verify": 0, "draft_cost": 0.0,
+                         "rate_draft": rate_draft, "rate_plain": rate_plain})
+        return False
+
+    def observe(self, batch: int, emitted: float, seconds: float, drafted: bool) -> None:
+        """After a step: fold a drafted step's emitted tokens per row and predicted cost into the moving averages
+        (the measured seconds are logged beside the prediction)."""
+        st = self.stats.setdefault(batch, {"emitted": None, "cost_s": None, "skipped": 0, "wait": self.probe})
+        if self.log:
+            self.log[-1]["seconds"] = seconds
+        if not drafted or self._step_cost is None:
+            return
+        a = 0.3
+        st["emitted"] = emitted if st["emitted"] is None else (1 - a) * st["emitted"] + a * emitted
+        st["cost_s"] = self._step_cost if st["cost_s"] is None else (1 - a) * st["cost_s"] + a * self._step_cost
+        self._step_cost = None
+
+    def kernel_rows(self, batch: int) -> int | None:
+        """Activation rows up to which the skinny kernel beat torch's matmul in this batch size's profile."""
+        return self.prof(batch).kernel_rows
 
     def prof(self, batch: int) -> LatencyProfile:
         """The profile measured at this batch size (else the nearest measured one)."""
@@ -243,11 +373,12 @@ class CastPolicy:
         v = info.scores[:, :K].double().exp()  # (B, K) confidences, descending
         u = v.cumsum(1).mean(0).cpu().numpy()  # batch-averaged utility of keeping k nodes
         unit = p.target(info.context, 1)
-        c = np.array([p.draft(info.context, k) for k in range(1, K + 1)]) / unit
+        oh = p.overhead
+        c = (np.array([p.draft(info.context, k) for k in range(1, K + 1)]) + oh.get("level_s", 0.0)) / unit
         n = marginal_select(u, c, self.c1)
         self._level_u, self._level_c = float(u[n - 1]), float(c[n - 1])
-        if info.level == 1:
-            self._draft_cost = p.draft(info.context, 1) / unit  # the draft's catch-up call on the new tokens
+        if info.level == 1:  # the draft's catch-up call on the new tokens + the step's fixed overhead
+            self._draft_cost = (p.draft(info.context, 1) + oh.get("step_s", 0.0)) / unit
             self._prev_u = None
             self._U, self._N = 0.0, 0
         self._U += self._level_u
@@ -293,12 +424,14 @@ class CastPolicy:
         else:
             rate = (1.0 + u) / (self._draft_cost + c)
             m = int(np.argmax(rate)) + 1
-        self.log.append({"batch": B, "context": context, "verify": m, "draft_cost": self._draft_cost})
+        self._step_cost = (self._draft_cost + c[m - 1]) * unit  # predicted seconds of this drafted step
+        self.log.append({"batch": B, "context": context, "verify": m, "draft_cost": self._draft_cost,
+                         "predicted_s": self._step_cost})
         return m
 
     def __repr__(self) -> str:
         return (f"CastPolicy(c1={self.c1}, c2={self.c2}, c3={self.c3}, top_k={self.top_k}, "
-                f"max_depth={self.max_depth}, batches={sorted(self.profiles)})")
+                f"max_depth={self.max_depth}, probe={self.probe}, batches={sorted(self.profiles)})")
 
 
 def expected_rate(scores: torch.Tensor, m: int, profile: LatencyProfile, context: int, levels: int,

@@ -334,6 +334,20 @@ class FixedTree:
         return f"FixedTree(depth={self.depth}, top_k={self.top_k}, budget={self.budget})"
 
 
+class NoDraft(FixedTree):
+    """Never drafts: every step the target decodes the root alone (the plain loop, inside `generate`'s machinery)."""
+
+    def __init__(self):
+        super().__init__(depth=1, top_k=1, budget=1)
+
+    def should_draft(self, batch: int, context: int) -> bool:
+        """Never: each step verifies the root only."""
+        return False
+
+    def __repr__(self) -> str:
+        return "NoDraft()"
+
+
 def chain(depth: int) -> FixedTree:
     """A chain draft: one candidate per level, `depth` tokens verified (classic speculative decoding)."""
     return FixedTree(depth=depth, top_k=1, budget=depth)
@@ -515,7 +529,7 @@ def verify(target, tkv: KV, root: torch.Tensor, tok, par, dep, lean: bool = True
     ok = torch.ones(B, N, dtype=torch.bool, device=tok.device)
     past = tkv.length
     hidden = lm_hidden(target, tkv, tok, anc, dep, ok)  # (B, N, d)
-    full = lean and kernel.active() and B * N <= kernel.MAX_ROWS
+    full = lean and kernel.active() and B * N <= kernel.row_limit()
     if full:  # the skinny kernel reads the head's weights once for all N rows: one pass beats two
         greedy = head(target, hidden).argmax(-1)  # (B, N)
     elif lean:
@@ -545,6 +559,10 @@ def keep_path(tkv: KV, past: int, last: torch.Tensor, dep: torch.Tensor, anc: to
     row's path end).
     """
     B, N = dep.shape
+    if N == 1:  # a step without a draft: the root is the path and its entry is already in place
+        tkv.n_pos = tkv.n_pos + 1
+        on_path = torch.ones(B, 1, dtype=torch.bool, device=dep.device)
+        return on_path, torch.zeros(B, 1, dtype=torch.long, device=dep.device)
     path_d = dep.gather(1, last[:, None])[:, 0]  # (B,)
     A = int(path_d.max()) + 1
     on_path = anc.gather(1, last[:, None, None].expand(-1, 1, N))[:, 0]  # (B, N) ancestors-or-self of last
@@ -712,8 +730,12 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
     out = [[] for _ in range(B)]
     alive = list(range(B))  # original index of each active row
     res = SpecResult(out)
+    # optional policy hooks: should_draft(batch, context) (False: this step verifies the root alone, no draft),
+    # observe(batch, emitted per row, seconds, drafted) after every step, kernel_rows(batch) (kernel crossover)
+    want, observe = getattr(policy, "should_draft", None), getattr(policy, "observe", None)
+    rows_limit = policy.kernel_rows(B) if callable(getattr(policy, "kernel_rows", None)) else None
     t_start = time.perf_counter()
-    with torch.no_grad(), kernel.fast_linears(target, draft, enabled=kernels):
+    with torch.no_grad(), kernel.fast_linears(target, draft, enabled=kernels, max_rows=rows_limit):
         tkv, dkv = KV(B, dev), KV(B, dev)
         logits0, hid0, lens0 = prefill(target, tkv, rows, return_hidden=True)
         gen = sampling.generator(logits0.device) if sampling is not None else None
@@ -747,15 +769,22 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
             context = int(tkv.n_pos.float().mean()) + 1
             t0 = time.perf_counter()
             tim: dict = {}
-            if feat:
-                root_logits, d_hid, d_lens = prefill(draft, dkv, pending, vocab, feats=pend_f, return_hidden=True)
-                root_h = d_hid[torch.arange(len(pending), device=dev), d_lens - 1]  # (b, d) predicted feature
-            else:
-                root_logits, root_h = prefill(draft, dkv, pending, vocab), None  # (b, V') draft's view after root
-            nodes = draft_tree(draft, vocab, dkv, root_logits, policy, context, tim, root_h)
-            sc_sorted = nodes["sc"].sort(dim=1, descending=True).values
-            m = max(1, int(policy.n_verify(sc_sorted, context)))
-            tok, par, dep, sc = select_nodes(nodes, m)
+            drafting = True if want is None else bool(want(len(alive), context))
+            if drafting:
+                if feat:
+                    root_logits, d_hid, d_lens = prefill(draft, dkv, pending, vocab, feats=pend_f,
+                                                         return_hidden=True)
+                    root_h = d_hid[torch.arange(len(pending), device=dev), d_lens - 1]  # (b, d) predicted feature
+                else:
+                    root_logits, root_h = prefill(draft, dkv, pending, vocab), None  # (b, V') draft after root
+                nodes = draft_tree(draft, vocab, dkv, root_logits, policy, context, tim, root_h)
+                sc_sorted = nodes["sc"].sort(dim=1, descending=True).values
+                m = max(1, int(policy.n_verify(sc_sorted, context)))
+                tok, par, dep, sc = select_nodes(nodes, m)
+            else:  # no draft: the target decodes the root alone (a plain step); the draft catches up later
+                z = torch.zeros(len(alive), 1, dtype=torch.long, device=dev)
+                tok, par, dep, sc = roots[:, None].clone(), z, z, z.float()
+                nodes = {"levels": 0, "widths": [0], "sc": sc[:, :0]}
             t1 = time.perf_counter()
             if sampling is None:
                 on_path, last, bonus, path_f = verify(target, tkv, roots, tok, par, dep, features=True)
@@ -779,9 +808,11 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
                     new = new[:new.index(eos_token_id) + 1]
                 out[b].extend(new)
                 emitted.append(len(new))
-                new_pending.append(path + [int(bonus[i])])
+                # the tokens the draft has not read yet (all of them since its last call when it did not run)
+                new_pending.append(path + [int(bonus[i])] if drafting else pending[i] + path + [int(bonus[i])])
                 if feat:  # pairs (root's feature, first accepted), ..., (last accepted's feature, bonus)
-                    new_f.append(path_f[i, :len(path) + 1])
+                    f_new = path_f[i, :len(path) + 1]
+                    new_f.append(f_new if drafting else torch.cat([pend_f[i], f_new]))
             res.accepted.append(sum(emitted) / len(emitted))
             if record_trees:
                 res.trees.append(Tree(tok.cpu(), par.cpu(), dep.cpu(), sc.cpu(), on_path.cpu(), bonus.cpu(),
@@ -791,6 +822,8 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
             pend_f = new_f if feat else None
             tkv.compact()
             dkv.compact()
+            if observe is not None:
+                observe(len(emitted), res.accepted[-1], time.perf_counter() - t0, drafting)
         else:
             raise RuntimeError(f"speculative decoding did not finish within {max_new_tokens + 1} steps")
     res.seconds = time.perf_counter() - t_start

@@ -41,3 +41,4 @@ def prompts():
 def tiny():
     """make_tiny(seed, layers, d, heads, kv_heads, vocab): a tiny random Llama."""
     return make_tiny
+

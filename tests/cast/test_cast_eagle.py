@@ -7,7 +7,10 @@ import torch
 from nblib import cast
 from nblib.cast import eagle
 
-POLICIES = [cast.chain(1), cast.chain(4), cast.FixedTree(3, 3, 8), cast.FixedTree(4, 5, 30)]
+from cast_helpers import Intermittent
+
+POLICIES = [cast.chain(1), cast.chain(4), cast.FixedTree(3, 3, 8), cast.FixedTree(4, 5, 30),
+            Intermittent(cast.FixedTree(3, 3, 8)), Intermittent(cast.chain(2), (0, 0, 1))]
 
 
 def feature_draft(target, seed: int = 20, vocab=None):
@@ -23,12 +26,13 @@ def feature_draft(target, seed: int = 20, vocab=None):
 @pytest.mark.parametrize("target", ["t_small", "t_deep"])
 @pytest.mark.parametrize("policy", POLICIES, ids=repr)
 def test_feature_draft_is_lossless_every_batch_size(models, target, policy, prompts):
-    """Greedy output with a feature draft equals the target's own greedy generate, at batch 1, 2 and 4."""
+    """Greedy output with a feature draft equals the target's own greedy generate, at batch 1, 2, 4 and 8 (with
+    steps that skip the draft: it then catches up on the tokens and features it missed)."""
     T = models[target]
     D = feature_draft(T)
-    ps = prompts(4)
+    ps = prompts(8)
     ref = cast.greedy_reference(T, ps, 16)
-    for bs in (1, 2, 4):
+    for bs in (1, 2, 4, 8):
         got = []
         for s in range(0, len(ps), bs):
             got += cast.generate(T, D, ps[s:s + bs], 16, policy).sequences
@@ -47,6 +51,7 @@ def test_feature_draft_lossless_with_eos_reduced_vocab_and_cast(models, prompts)
     assert cast.generate(T, D, ps, 40, cast.FixedTree(4, 3, 10), eos_token_id=eos).sequences == ref
     pol = cast.CastPolicy({b: cast.linear_profile(b, 0.01, 0.001) for b in (1, 2, 4, 6)})
     assert cast.generate(T, D, ps, 40, pol, eos_token_id=eos).sequences == ref
+    assert cast.generate(T, D, ps, 40, Intermittent(cast.FixedTree(3, 2, 6)), eos_token_id=eos).sequences == ref
 
 
 def test_draft_reads_the_targets_real_features(models, prompts):

@@ -168,3 +168,21 @@ def test_a_kernel_library_that_does_not_match_its_recorded_sha256_is_rebuilt_not
     with pytest.warns(UserWarning, match="sha256"):
         assert kernel.available()
     assert kernel.library_matches(lib)
+
+
+@needs_kernel
+def test_a_row_limit_sends_larger_products_to_torch_and_is_restored():
+    """fast_linears(max_rows=r): the kernel up to r activation rows, torch's matmul above; the limit ends with the
+    block; a negative limit is one clear error."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 32)
+    x8 = torch.randn(8, 64)
+    with torch.no_grad():
+        with kernel.fast_linears(lin, max_rows=4):
+            assert kernel.row_limit() == 4
+            assert not kernel.usable(x8, lin.weight) and kernel.usable(x8[:4], lin.weight)
+            assert torch.equal(lin(x8), torch.nn.functional.linear(x8, lin.weight, lin.bias))
+        assert kernel.row_limit() == kernel.MAX_ROWS
+    with pytest.raises(ValueError, match="max_rows"):
+        with kernel.fast_linears(lin, max_rows=-1):
+            pass

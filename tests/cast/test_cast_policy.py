@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nblib import cast
+from nblib.cast import policy
 
 
 def sorted_scores(B: int, n: int, seed: int) -> torch.Tensor:
@@ -86,6 +87,11 @@ def test_measured_profile_and_cast_are_lossless(models, tmp_path, monkeypatch, p
     profs = {b: cast.cached_profile(T, D, b, **kw) for b in (1, 2)}
     assert profs[1].target_s.shape == (2, 3) and (profs[1].target_s > 0).all()
     assert np.all(np.diff(profs[2].target_s, axis=1) >= 0)
+    for prof in profs.values():  # what a step costs beyond its forwards, and the kernel crossover, were measured
+        assert {"step_s", "level_s", "nodraft_s"} <= set(prof.overhead)
+        assert all(prof.overhead[k] >= 0 for k in ("step_s", "level_s", "nodraft_s"))
+        assert prof.step_nodraft(8) >= prof.target(8, 1)
+        assert prof.kernel_rows is None or 0 <= prof.kernel_rows <= 16 * prof.batch
     again = cast.cached_profile(T, D, 1, **kw)
     np.testing.assert_array_equal(again.target_s, profs[1].target_s)  # a cache hit, not a re-measurement
     assert len(list((tmp_path / "artefacts" / "cast_profile").glob("*.joblib"))) == 2
@@ -102,3 +108,60 @@ def test_cast_policy_bad_input():
         cast.CastPolicy({})
     with pytest.raises(ValueError, match="max_depth must be a positive integer"):
         cast.CastPolicy(cast.linear_profile(1, 0.1, 0.1), max_depth=0)
+
+
+def test_cast_drafts_nothing_when_the_profile_says_drafting_costs_more(models, prompts):
+    """A profile whose draft costs a second per level: after one drafted step CAST decodes without a draft (apart
+    from rare probes), and the output is still the target's greedy output."""
+    T, D = models["t_small"], models["d_rand"]
+    ps = prompts(4)
+    ref = cast.greedy_reference(T, ps, 40)
+    dear = {4: cast.linear_profile(4, 1e-3, 1e-3, draft_lam=1.0, draft_delta=1.0)}
+    for draft in (D, T):  # even a draft that is always right does not pay for itself here
+        pol = cast.CastPolicy(dear, probe=16)
+        res = cast.generate(T, draft, ps, 40, pol)
+        assert res.sequences == ref
+        none = sum(s == (0, 0, 0) for s in res.shapes)
+        assert res.shapes[0] != (0, 0, 0) and none >= len(res.shapes) - 3, res.shapes
+
+
+def test_cast_keeps_drafting_when_drafting_pays(models, prompts):
+    """A free draft that is always right (the target itself) and cheap verification: CAST never skips the draft."""
+    T = models["t_small"]
+    ps = prompts(4)
+    cheap = {4: cast.linear_profile(4, 1e-4, 1e-2, draft_lam=0.0, draft_delta=0.0)}
+    pol = cast.CastPolicy(cheap)
+    res = cast.generate(T, T, ps, 40, pol)
+    assert res.sequences == cast.greedy_reference(T, ps, 40)
+    assert all(s[2] > 0 for s in res.shapes) and res.mean_accepted > 2
+
+
+def test_no_draft_rate_counts_the_measured_overhead():
+    """A step without a draft costs one target token plus the profile's measured overhead; the decision compares
+    drafted steps' tokens per predicted second with that."""
+    p = cast.linear_profile(1, 1e-3, 1e-3)
+    assert p.step_nodraft(100) == pytest.approx(2e-3)
+    p.overhead = {"nodraft_s": 5e-3, "step_s": 0.0, "level_s": 0.0}
+    assert p.step_nodraft(100) == pytest.approx(7e-3)
+    p.overhead = {"nodraft_s": 0.0, "step_s": 0.05, "level_s": 0.0}  # a drafted step costs 50 ms more
+    pol = cast.CastPolicy(p)
+    assert pol.should_draft(1, 100)  # nothing observed yet: draft
+    scores = torch.log(torch.tensor([[0.5, 0.2, 0.1]]))
+    pol.width(cast.tree.LevelInfo(1, scores, 100, 1))
+    pol.n_verify(scores, 100)
+    assert pol.log[-1]["predicted_s"] > 0.05
+    pol.observe(1, 1.5, 0.06, True)  # 1.5 tokens per ~53 ms < 1 token per 2 ms: no draft
+    assert not pol.should_draft(1, 100)
+    pol.observe(1, 1.0, 0.002, False)
+    assert pol.log[-1]["verify"] == 0 and pol.log[-1]["seconds"] == 0.002
+    assert sum(pol.should_draft(1, 100) for _ in range(60)) == 2  # probes after 16, then 32 more skipped steps
+
+
+def test_kernel_crossover_is_the_last_grid_point_where_the_kernel_still_wins():
+    """crossover: the kernel until it first loses (medians over contexts), 0 when it loses at once."""
+    ns = [1, 2, 4, 8]
+    sk = np.array([[1.0, 1.1, 1.3, 3.0], [1.0, 1.2, 1.4, 3.2]])
+    th = np.array([[1.2, 1.3, 1.5, 2.0], [1.1, 1.3, 1.5, 2.1]])
+    assert policy.crossover(sk, th, ns) == 4
+    assert policy.crossover(sk, sk / 2, ns) == 0
+    assert policy.crossover(sk, sk * 2, ns) == 8

@@ -6,18 +6,21 @@ import torch
 
 from nblib import cast
 
+from cast_helpers import Intermittent
+
 POLICIES = [cast.chain(1), cast.chain(4), cast.FixedTree(depth=1, top_k=4, budget=4), cast.FixedTree(3, 3, 8),
-            cast.FixedTree(4, 5, 30), cast.FixedTree(6, 2, 5)]
+            cast.FixedTree(4, 5, 30), cast.FixedTree(6, 2, 5), cast.NoDraft(), Intermittent(cast.FixedTree(3, 3, 8))]
 
 
 @pytest.mark.parametrize("target", ["t_small", "t_deep", "t_mha"])
 @pytest.mark.parametrize("policy", POLICIES, ids=repr)
 def test_lossless_every_batch_size(models, target, policy, prompts):
-    """Greedy output ids equal the target's own greedy generate, prompt by prompt, at batch 1, 2 and 4."""
+    """Greedy output ids equal the target's own greedy generate, prompt by prompt, at batch 1, 2, 4 and 8
+    (no draft on every step, or on some steps, included)."""
     T = models[target]
-    ps = prompts(4)
+    ps = prompts(8)
     ref = cast.greedy_reference(T, ps, 16)
-    for bs in (1, 2, 4):
+    for bs in (1, 2, 4, 8):
         got = []
         for s in range(0, len(ps), bs):
             got += cast.generate(T, models["d_rand"], ps[s:s + bs], 16, policy).sequences
@@ -36,6 +39,10 @@ def test_lossless_with_eos_and_long_runs(models, draft, prompts):
     assert any(len(r) < 40 for r in ref)
     res = cast.generate(T, D, ps, 40, cast.FixedTree(4, 3, 10), eos_token_id=eos)
     assert res.sequences == ref
+    for pol in (cast.NoDraft(), Intermittent(cast.FixedTree(4, 3, 10), (0, 1, 1, 0, 0, 0))):
+        res = cast.generate(T, D, ps, 40, pol, eos_token_id=eos)
+        assert res.sequences == ref, repr(pol)
+        assert any(s == (0, 0, 0) for s in res.shapes)  # steps without a draft really happened
     assert cast.generate(T, D, ps, 40, cast.FixedTree(5, 4, 16)).sequences == ref_free
 
 
