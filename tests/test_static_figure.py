@@ -17,7 +17,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # Notebooks committed before the panel base gave its figure as image/png (issue 22). Each leaves this set when it is
 # re-executed and saved without widget state; the test fails on a notebook listed here that already complies, so
 # the set only shrinks.
-PENDING = {"07_cast.ipynb"}
+PENDING: set[str] = set()
 
 PANEL_CELL = '''
 import ipywidgets as W
