@@ -1,7 +1,7 @@
 """Benchmark speculative decoding of the embedded SmolLM2 against transformers' `generate` greedy, in one run.
 
-    python benchmarks/cast.py [--prompts 8] [--new-tokens 64] [--batches 1 2 4] [--threads 2] [--quick]
-                              [--sweep] [--save data/cast/benchmark_cpu.json]
+    python benchmarks/cast.py [--prompts 8] [--new-tokens 64] [--batches 1 2 4 8] [--threads 2] [--quick]
+                              [--sweep | --keep-sweep FILE] [--sampling] [--save data/cast/benchmark_cpu.json]
 
 Methods: transformers' `generate` greedy (the baseline every speedup divides by), its assisted generation with
 the token-level draft and its prompt-lookup decoding (both batch 1 only), this package's plain loop (with the
@@ -36,11 +36,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=64)
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="small profile grid (CI)")
     ap.add_argument("--sweep", action="store_true", help="also measure the fixed-tree sweep of notebook 07")
     ap.add_argument("--save", type=Path, default=None, help="write every measurement to this JSON file")
+    ap.add_argument("--keep-sweep", type=Path, default=None,
+                    help="carry the fixed-tree sweep over from this saved benchmark (labelled with its date) instead of "
+                         "re-measuring it")
     ap.add_argument("--sampling", action="store_true",
                     help="also time speculative sampling at T = 0.7 against the plain sampled loop (batch 1)")
     ap.add_argument("--sampling-only", action="store_true", help="only the sampling measurement (minutes)")
@@ -76,12 +79,25 @@ def main() -> None:
     env = result["env"]
     print(f"device: {env['device']}; torch threads {env['threads']}; load average before {env['loadavg_before']}, "
           f"after {env['loadavg_after']}; total {time.perf_counter() - t0:.0f} s")
+    print("\nper batch size: CAST's choice and the strongest other method")
+    print(cast.bench.per_batch(result).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    print("measured step overheads (ms) and kernel crossover per batch (feature draft's profiles):")
+    for b, o in result.get("overheads", {}).items():
+        print(f"  batch {b}: step {1e3 * o['step_s']:.1f}, level {1e3 * o['level_s']:.1f}, no-draft "
+              f"{1e3 * o['nodraft_s']:.1f}; skinny kernel up to {o.get('kernel_rows')} rows")
+    if a.keep_sweep is not None:
+        old = cast.bench.load_benchmark(a.keep_sweep)
+        if "sweep" in old:
+            result["sweep"], result["sweep_grid"] = old["sweep"], old.get("sweep_grid")
+            result["sweep_measured"] = old.get("machine", {}).get("date", "earlier")
+    if a.sampling:
+        result["sampling"] = sampling_section(target, drafts, prompts, a.new_tokens)
     if a.save is not None:
         cast.bench.save_benchmark(result, a.save)
         print(f"saved {a.save}")
     head = cast.bench.headline(result, a.prompts, a.new_tokens)
-    if a.sampling:
-        head.update(sampling_section(target, drafts, prompts, a.new_tokens))
+    head.update(result.get("sampling", {}))
+    head.update({"cpu": cpu_model(), "blas": blas_name(), "loadavg_end": [round(x, 2) for x in os.getloadavg()]})
     print(json.dumps(head))
 
 

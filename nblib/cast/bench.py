@@ -254,8 +254,10 @@ def compare(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 4),
     for r in rows:  # speculation's own gain: over the same loop with the same kernels, no draft
         if "tokens_per_s" in r and r["batch"] in plain:
             r["over_plain"] = r["tokens_per_s"] / plain[r["batch"]]["tokens_per_s"]
+    feat = profs.get("feature") or next(iter(profs.values()), {})
+    over = {str(b): {**p.overhead, "kernel_rows": p.kernel_rows, "kernel": p.meta.get("kernel")} for b, p in feat.items()}
     return rows, {"loadavg_before": load0, "loadavg_after": os.getloadavg(), "threads": torch.get_num_threads(),
-                  "kernel": kernel.status(),
+                  "kernel": kernel.status(), "overheads": over,
                   "device": device_name(next(target.parameters()).device), "reference": reference}
 
 
@@ -376,6 +378,7 @@ def full_benchmark(target, drafts: dict, tok, prompts: list[list[int]], batches=
 
     rows, env = compare(target, drafts, tok, prompts, batches, max_new, quick, progress)
     reference = env.pop("reference")
+    overheads = env.pop("overheads", {})
     agreement = {k: draft_agreement(target, d, prompts, reference) for k, d in drafts.items()}
     context = int(sum(map(len, prompts)) / len(prompts)) + max_new // 2
     ns = (1, 2, 4, 8, 16, 32) if quick else (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
@@ -384,7 +387,7 @@ def full_benchmark(target, drafts: dict, tok, prompts: list[list[int]], batches=
            "machine": {"device": env["device"], "threads": env["threads"], "python": platform.python_version(),
                        "torch": torch.__version__, "transformers": transformers.__version__,
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
-           "prompts": len(prompts), "max_new": max_new, "quick": quick}
+           "prompts": len(prompts), "max_new": max_new, "quick": quick, "overheads": overheads}
     if sweep:
         g = SWEEP_GRID_QUICK if quick else SWEEP_GRID
         out["sweep"] = cached_sweep(target, drafts["feature"], prompts[:SWEEP_PROMPTS], g["depths"], g["top_ks"],
@@ -456,6 +459,9 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
     out["verify32_over_decode"] = round(vc[32]["lean_rel"], 3) if 32 in vc else None
     out["verify4_over_decode"] = round(vc[4]["lean_rel"], 3) if 4 in vc else None
     out["verify4_over_decode_torch"] = round(vc[4]["torch_rel"], 3) if 4 in vc and "torch_rel" in vc[4] else None
+    out.update(result.get("sampling", {}))  # sampling_speedup_t07 and its policy, when the run measured it
+    out["step_overheads_ms"] = {b: {k: round(1e3 * o[k], 2) for k in ("step_s", "level_s", "nodraft_s") if k in o}
+                                for b, o in result.get("overheads", {}).items()}
     env = result["env"]
     out["kernel"] = env.get("kernel")
     out.update({"prompts": prompts if prompts is not None else result.get("prompts"),

@@ -293,19 +293,20 @@ class CastPolicy:
     """
 
     def __init__(self, profiles, c1: float = 1.0, c2: float | None = None, c3: float | None = None, top_k: int = 8,
-                 max_depth: int = 8, max_verify: int = 64, buffer: int = 4, probe: int = 16):
+                 max_depth: int = 8, max_verify: int = 64, buffer: int = 4, probe: int = 16, warmup: int = 3):
         if isinstance(profiles, LatencyProfile):
             profiles = {profiles.batch: profiles}
         if not profiles:
             raise ValueError("CastPolicy needs at least one latency profile (see cached_profile)")
-        for name, v in (("top_k", top_k), ("max_depth", max_depth), ("max_verify", max_verify), ("probe", probe)):
+        for name, v in (("top_k", top_k), ("max_depth", max_depth), ("max_verify", max_verify), ("probe", probe),
+                        ("warmup", warmup)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         cast.check_depth("max_depth", max_depth)
         self.profiles = dict(profiles)
         self.c1, self.c2, self.c3 = c1, c2, c3
         self.top_k, self.max_depth, self.max_verify, self.R = top_k, max_depth, max_verify, buffer
-        self.probe = probe
+        self.probe, self.warmup = probe, warmup
         self.stats: dict[int, dict] = {}  # per batch size, kept across calls: what drafted steps emitted and cost
         self.reset()
 
@@ -322,12 +323,14 @@ class CastPolicy:
         """Draft this step unless the drafted steps so far emit fewer tokens per predicted second than a step
         without a draft (one target token + the profile's measured no-draft overhead).
 
-        Rate of drafting = mean emitted tokens per row of the drafted steps / their predicted cost (draft +
-        overheads + verify, from the profile; exponential moving averages). Before any drafted step it drafts;
-        while drafting loses it re-tries once after `probe` steps without a draft, then after twice as many, ...
+        Rate of drafting = mean emitted tokens per row of the drafted steps / their mean predicted cost (draft +
+        overheads + verify, from the profile; running means over the first 10 drafted steps at this batch size,
+        then moving averages with weight 0.1, so one unlucky step does not flip the choice). It drafts the first
+        `warmup` steps; while drafting loses it re-tries once after `probe` steps without a draft, then after
+        twice as many, ...
         """
         st = self.stats.get(batch)
-        if st is None or st["emitted"] is None:
+        if st is None or st["n"] < self.warmup:
             return True
         p = self.prof(batch)
         rate_draft = st["emitted"] / max(st["cost_s"], 1e-12)
@@ -346,14 +349,15 @@ class CastPolicy:
     def observe(self, batch: int, emitted: float, seconds: float, drafted: bool) -> None:
         """After a step: fold a drafted step's emitted tokens per row and predicted cost into the moving averages
         (the measured seconds are logged beside the prediction)."""
-        st = self.stats.setdefault(batch, {"emitted": None, "cost_s": None, "skipped": 0, "wait": self.probe})
+        st = self.stats.setdefault(batch, {"n": 0, "emitted": 0.0, "cost_s": 0.0, "skipped": 0, "wait": self.probe})
         if self.log:
             self.log[-1]["seconds"] = seconds
         if not drafted or self._step_cost is None:
             return
-        a = 0.3
-        st["emitted"] = emitted if st["emitted"] is None else (1 - a) * st["emitted"] + a * emitted
-        st["cost_s"] = self._step_cost if st["cost_s"] is None else (1 - a) * st["cost_s"] + a * self._step_cost
+        st["n"] += 1
+        a = max(1.0 / st["n"], 0.1)
+        st["emitted"] += a * (emitted - st["emitted"])
+        st["cost_s"] += a * (self._step_cost - st["cost_s"])
         self._step_cost = None
 
     def kernel_rows(self, batch: int) -> int | None:

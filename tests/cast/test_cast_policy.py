@@ -118,11 +118,11 @@ def test_cast_drafts_nothing_when_the_profile_says_drafting_costs_more(models, p
     ref = cast.greedy_reference(T, ps, 40)
     dear = {4: cast.linear_profile(4, 1e-3, 1e-3, draft_lam=1.0, draft_delta=1.0)}
     for draft in (D, T):  # even a draft that is always right does not pay for itself here
-        pol = cast.CastPolicy(dear, probe=16)
+        pol = cast.CastPolicy(dear, probe=16, warmup=2)
         res = cast.generate(T, draft, ps, 40, pol)
         assert res.sequences == ref
         none = sum(s == (0, 0, 0) for s in res.shapes)
-        assert res.shapes[0] != (0, 0, 0) and none >= len(res.shapes) - 3, res.shapes
+        assert res.shapes[0] != (0, 0, 0) and none >= len(res.shapes) - 4, res.shapes
 
 
 def test_cast_keeps_drafting_when_drafting_pays(models, prompts):
@@ -144,7 +144,7 @@ def test_no_draft_rate_counts_the_measured_overhead():
     p.overhead = {"nodraft_s": 5e-3, "step_s": 0.0, "level_s": 0.0}
     assert p.step_nodraft(100) == pytest.approx(7e-3)
     p.overhead = {"nodraft_s": 0.0, "step_s": 0.05, "level_s": 0.0}  # a drafted step costs 50 ms more
-    pol = cast.CastPolicy(p)
+    pol = cast.CastPolicy(p, warmup=1)
     assert pol.should_draft(1, 100)  # nothing observed yet: draft
     scores = torch.log(torch.tensor([[0.5, 0.2, 0.1]]))
     pol.width(cast.tree.LevelInfo(1, scores, 100, 1))
