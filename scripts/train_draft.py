@@ -5,8 +5,11 @@ embeddings: layer 0 starts from SmolLM2's first block, layer 1 from its last,
 then both are trained to predict the target's greedy next token. Its output is
 restricted to the tokens seen in the training targets (a "draft vocabulary", as
 in EAGLE-3), which keeps training and drafting cheap; verification by the target
-is unchanged, so decoding stays lossless. Only the non-embedding weights (fp16)
-and the vocabulary are saved: data/cast/draft.safetensors + data/cast/draft.json (well under 30 MB).
+is unchanged, so decoding stays lossless. Only the non-embedding weights and the
+vocabulary are saved: data/cast/draft.safetensors + data/cast/draft.json, by default
+with the 2-D weight matrices as int8 and one fp16 scale per output row (format
+nblib.cast.draft/2, about 7 MB); --fp16 writes every weight fp16 (format /1, about
+14 MB), the input of scripts/quantize_draft.py.
 
     python scripts/train_draft.py            # about 25-40 min on 2 shared CPU cores
 """
@@ -36,6 +39,28 @@ def generate_data(model, tok, prompts: list[str], new_tokens: int, batch: int) -
     tok.padding_side = "left"
     return [{"ids": ids, "start": start} for ids, start in cast.bench.greedy_replies(model, tok, prompts, new_tokens,
                                                                                      batch)]
+
+
+def held_out_split(rows: list[dict], rng: torch.Generator) -> tuple[list[dict], list[dict]]:
+    """(train, val) of the continuation rows: a seeded 1-in-16 (at least 8) held-out set, drawn first from rng."""
+    perm = torch.randperm(len(rows), generator=rng).tolist()
+    n_val = max(8, len(rows) // 16)
+    return [rows[i] for i in perm[n_val:]], [rows[i] for i in perm[:n_val]]
+
+
+def continuation_rows(target, tok, n_prompts: int, new_tokens: int, gen_batch: int) -> tuple[list[dict], float | None]:
+    """The target's greedy continuations of the first n_prompts training prompts (cached), and the seconds spent."""
+    data_path = cache_dir() / "cast" / f"train_data_{n_prompts}_{new_tokens}.json"
+    if data_path.exists():
+        return json.loads(data_path.read_text()), None
+    prompts = [json.loads(l)["prompt"] for l in open(ROOT / "data" / "cast" / "train_prompts.jsonl")][:n_prompts]
+    t0 = time.perf_counter()
+    rows = generate_data(target, tok, prompts, new_tokens, gen_batch)
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    data_path.write_text(json.dumps(rows))
+    gen_s = time.perf_counter() - t0
+    print(f"generated {sum(len(r['ids']) - r['start'] for r in rows)} tokens in {gen_s:.0f} s")
+    return rows, gen_s
 
 
 def stdlib_text_rows(model, tok, n_tokens: int, window: int = 256, batch: int = 8) -> list[dict]:
@@ -71,26 +96,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "cast" / "draft.safetensors")
     ap.add_argument("--tf-tokens", type=int, default=0, help="extra teacher-forced stdlib text tokens")
     ap.add_argument("--init", type=Path, default=None, help="continue from this draft checkpoint")
+    ap.add_argument("--fp16", action="store_true",
+                    help="save every weight fp16 (format /1, for scripts/quantize_draft.py); default int8 + scales")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     target, tok = zoo.load_causal_lm("smollm2", device="cpu")
-    prompts = [json.loads(l)["prompt"] for l in open(ROOT / "data" / "cast" / "train_prompts.jsonl")][:a.n_prompts]
-    data_path = cache_dir() / "cast" / f"train_data_{a.n_prompts}_{a.new_tokens}.json"
-    t0 = time.perf_counter()
-    if data_path.exists():
-        rows = json.loads(data_path.read_text())
-        gen_s = None
-    else:
-        rows = generate_data(target, tok, prompts, a.new_tokens, a.gen_batch)
-        data_path.parent.mkdir(parents=True, exist_ok=True)
-        data_path.write_text(json.dumps(rows))
-        gen_s = time.perf_counter() - t0
-        print(f"generated {sum(len(r['ids']) - r['start'] for r in rows)} tokens in {gen_s:.0f} s")
+    rows, gen_s = continuation_rows(target, tok, a.n_prompts, a.new_tokens, a.gen_batch)
     rng = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(rows), generator=rng).tolist()
-    n_val = max(8, len(rows) // 16)
-    val, train = [rows[i] for i in perm[:n_val]], [rows[i] for i in perm[n_val:]]
+    train, val = held_out_split(rows, rng)
     tf_rows = []
     if a.tf_tokens:
         tf_path = cache_dir() / "cast" / f"tf_stdlib_{a.tf_tokens}.json"
@@ -122,11 +136,16 @@ def main() -> None:
     steps_done, train_s = hist.steps, hist.wall_s
     with torch.no_grad():
         _, acc = cast.draft.loss_on(draft, val)
-    out = cast.draft.save(draft, a.out)
+    out = cast.draft.save(draft, a.out, quantize=not a.fp16)
+    saved = cast.draft.load(out, draft.model)  # the draft as stored (int8 dequantised / fp16), same embeddings
+    with torch.no_grad():
+        _, acc_saved = cast.draft.loss_on(saved, val)
     report = {"train_tokens": sum(len(r["ids"]) - r["start"] for r in train), "val_sequences": len(val),
               "teacher_forced_tokens": sum(len(r["labels"]) for r in tf_rows), "init": str(a.init) if a.init else None,
               "draft_vocab": len(vocab), "steps": steps_done, "train_seconds": round(train_s),
               "generate_seconds": None if gen_s is None else round(gen_s), "val_top1_agreement": round(acc, 4),
+              "val_top1_agreement_saved": round(acc_saved, 4),
+              "format": json.loads(out.with_suffix(".json").read_text())["format"],
               "final_loss": round(sum(hist.losses[-50:]) / len(hist.losses[-50:]), 4), "threads": a.threads,
               "loadavg": os.getloadavg(), "checkpoint_mb": round(out.stat().st_size / 2**20, 2)}
     (out.parent / "draft_report.json").write_text(json.dumps(report, indent=1) + "\n")
