@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -137,6 +138,21 @@ def _quiet_loading() -> None:
         hf_logging.disable_progress_bar()
 
 
+@contextlib.contextmanager
+def _no_weight_bar():
+    """Without transformers' "Loading weights" bar inside the block (a sub-second load of local tensors; in a saved
+    notebook the bar stays frozen at its first frame); hub download bars are huggingface_hub's and stay."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def load_causal_lm(name_or_path: str = "smollm2", device: Any = None, dtype: torch.dtype | None = None):
     """Load a causal LM and its tokenizer, eval mode, on `device` (default: best available)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -148,7 +164,8 @@ def load_causal_lm(name_or_path: str = "smollm2", device: Any = None, dtype: tor
         dtype = torch.float32 if dev.type == "cpu" else torch.bfloat16
     try:
         tok = AutoTokenizer.from_pretrained(src)
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
+        with _no_weight_bar():
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
     except OSError as e:
         raise ModelNotFound(
             f"could not load {name_or_path!r}: {e}\nOffline? Pass a local folder, or 'smollm2' for the embedded "
@@ -165,7 +182,9 @@ def load_encoder(name_or_path: str = "minilm", device: Any = None):
     src = resolve(name_or_path)
     _quiet_loading()
     dev = torch.device(device) if device is not None else best_device()
-    return AutoModel.from_pretrained(src).to(dev).eval(), AutoTokenizer.from_pretrained(src)
+    with _no_weight_bar():
+        model = AutoModel.from_pretrained(src)
+    return model.to(dev).eval(), AutoTokenizer.from_pretrained(src)
 
 
 def embed(texts: list[str], model, tokenizer, batch_size: int = 64) -> torch.Tensor:

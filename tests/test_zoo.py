@@ -85,3 +85,19 @@ def test_minilm_embeddings_are_real():
     sim = e @ e.T
     assert 0.6 < sim[0, 1] < 0.9            # measured here: 0.76 (../shared/research/offline_assets.md)
     assert sim[0, 1] > sim[0, 2] + 0.3
+
+
+def test_loading_a_model_shows_no_frozen_weight_bar(tmp_path, tiny_model, char_tokenizer, capfd, monkeypatch):
+    """transformers' "Loading weights" bar is off while the zoo loads (a saved notebook would keep it at 0 %), and
+    the user's setting is back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    tiny_model.save_pretrained(tmp_path)
+    char_tokenizer.save_pretrained(tmp_path)
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    zoo.load_causal_lm(str(tmp_path), device="cpu")
+    out = capfd.readouterr()
+    assert "Loading weights" not in out.err + out.out
+    assert hf_logging.is_progress_bar_enabled()
