@@ -178,6 +178,18 @@ def _eligible(mod: torch.nn.Linear) -> bool:
             and (b is None or (b.dtype == torch.float32 and b.is_contiguous())))
 
 
+@contextlib.contextmanager
+def limited(max_rows: int):
+    """Inside an open `fast_linears` block: the kernel only up to `max_rows` activation rows (0: torch's matmul for
+    every linear) until the inner block ends; cheap (no re-patching), so timings can alternate the two."""
+    prev = _LIMIT[0]
+    _LIMIT[0] = min(int(max_rows), MAX_ROWS)
+    try:
+        yield
+    finally:
+        _LIMIT[0] = prev
+
+
 def row_limit() -> int:
     """Activation rows up to which the kernel runs now (MAX_ROWS, or a `fast_linears(max_rows=...)` block's limit)."""
     return _LIMIT[0]

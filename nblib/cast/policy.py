@@ -80,11 +80,12 @@ def device_name(device: torch.device) -> str:
     return f"{device.type}:{cpu_model()}:threads={torch.get_num_threads()}"
 
 
-def _time_forwards(lm, vocab, batch: int, context: int, ns, repeats: int) -> list[float]:
+def _time_forwards(lm, vocab, batch: int, context: int, ns, repeats: int, both: bool = False):
     """Seconds of one forward of n chained tokens after `context` tokens, for every n in ns.
 
     One prefill, then rounds over every n (n1, n2, ..., n1, n2, ...; `cost.time_interleaved`), so load drift
-    hits every n alike; the median of the rounds per n.
+    hits every n alike; the median of the rounds per n. both: also each n with torch's matmul in the same rounds
+    (inside an open `fast_linears` block), returned as a second list, so the kernel comparison is side by side.
     """
     dev = next(lm.parameters()).device
     g = torch.Generator().manual_seed(context)
@@ -110,8 +111,20 @@ def _time_forwards(lm, vocab, batch: int, context: int, ns, repeats: int) -> lis
             kv.truncate(L)
         return step
 
-    t = time_interleaved({str(n): step_fn(n) for n in ns}, warmup=1, repeats=repeats, device=dev)
-    return [t[str(n)].median_ms / 1e3 for n in ns]
+    def torch_fn(n: int):
+        inner = step_fn(n)
+
+        def step():
+            with kernel.limited(0):
+                inner()
+        return step
+
+    fns = {str(n): step_fn(n) for n in ns}
+    if both:
+        fns.update({f"torch{n}": torch_fn(n) for n in ns})
+    t = time_interleaved(fns, warmup=1, repeats=repeats, device=dev)
+    out = [t[str(n)].median_ms / 1e3 for n in ns]
+    return (out, [t[f"torch{n}"].median_ms / 1e3 for n in ns]) if both else out
 
 
 def monotone(row: np.ndarray) -> np.ndarray:
@@ -153,14 +166,12 @@ def profile(target, draft, batch: int, contexts=(64, 128, 256), target_n=(1, 2, 
     D = np.zeros((len(contexts), len(draft_n)))
     jobs = [("t", i) for i in range(len(contexts))] + [("d", i) for i in range(len(contexts))]
     with kernel.fast_linears(target, draft, enabled=kernels) as on:
-        if on:
-            jobs += [("torch", i) for i in range(len(contexts))]
         for kind, i in bar(jobs, desc=f"profiling batch {batch}", enabled=progress, leave=False):
-            if kind == "t":
+            if kind == "t" and on:  # the kernel and torch's matmul in the same interleaved rounds
+                sk, th = _time_forwards(target, None, batch, contexts[i], target_n, repeats, both=True)
+                T[i], Tt[i] = monotone(np.array(sk)), monotone(np.array(th))
+            elif kind == "t":
                 T[i] = monotone(np.array(_time_forwards(target, None, batch, contexts[i], target_n, repeats)))
-            elif kind == "torch":
-                with kernel.fast_linears(target, enabled=True, max_rows=0):  # torch's matmul for every linear
-                    Tt[i] = monotone(np.array(_time_forwards(target, None, batch, contexts[i], target_n, repeats)))
             else:
                 D[i] = monotone(np.array(_time_forwards(draft, vocab, batch, contexts[i], draft_n, repeats)))
     rows = None

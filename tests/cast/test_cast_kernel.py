@@ -183,6 +183,10 @@ def test_a_row_limit_sends_larger_products_to_torch_and_is_restored():
             assert not kernel.usable(x8, lin.weight) and kernel.usable(x8[:4], lin.weight)
             assert torch.equal(lin(x8), torch.nn.functional.linear(x8, lin.weight, lin.bias))
         assert kernel.row_limit() == kernel.MAX_ROWS
+        with kernel.fast_linears(lin):
+            with kernel.limited(0):  # torch's matmul for every product, then the kernel again
+                assert kernel.row_limit() == 0 and not kernel.usable(x8[:1], lin.weight)
+            assert kernel.row_limit() == kernel.MAX_ROWS and kernel.usable(x8, lin.weight)
     with pytest.raises(ValueError, match="max_rows"):
         with kernel.fast_linears(lin, max_rows=-1):
             pass
