@@ -3,7 +3,7 @@
 - figures: the draft tree (`draw_tree`), latency curves (`latency_figure`), verify cost (`verify_cost_figure`),
   draft agreement (`agreement_figure`), speedups (`speedup_figure`), CAST's choice per batch (`per_batch_figure`);
 - readable tables with units: `comparison_table` (every method, one row each), `per_batch_table`,
-  `verify_cost_table`, `choice_table` (what a policy chose in a live run);
+  `verify_cost_table`, `choice_table` (what a policy chose in a live run), `overheads_table`, `paper_beside_ours`;
 - computed prose (`nblib.prose`): `verdict_lines` (CAST against the strongest other method at every batch size),
   `per_batch_sentence`, `verify_cost_sentence`, `agreement_sentence`, `sampling_sentence`; `lookup` reads a key a
   benchmark file may or may not hold ("not measured" where it does not).
@@ -302,6 +302,26 @@ def verify_cost_table(rows: list[dict]):
     return pd.DataFrame(out)
 
 
+def overheads_table(result: dict):
+    """What a decoding step costs beyond the model's forwards, per batch size, as measured into CAST's latency
+    profiles (the benchmark file's "overheads"; ms), and the tree size up to which the skinny kernel beat torch's
+    matmul; None when the file predates these measurements."""
+    import pandas as pd
+
+    over = result.get("overheads") if isinstance(result, dict) else None
+    if not over:
+        return None
+
+    def ms(v):
+        return np.nan if v is None else 1e3 * float(v)
+
+    rows = [{"batch size": int(b), "per drafted step (ms)": ms(o.get("step_s")),
+             "per draft level (ms)": ms(o.get("level_s")), "per step without a draft (ms)": ms(o.get("nodraft_s")),
+             "skinny kernel up to (rows)": np.nan if o.get("kernel_rows") is None else float(o["kernel_rows"])}
+            for b, o in sorted(over.items(), key=lambda kv: int(kv[0]))]
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
+
+
 def choice_table(choices: dict):
     """What CAST chose per batch size in a live run ({batch: SpecResult or tree_choice dict}) as a table."""
     import pandas as pd
@@ -514,16 +534,17 @@ def per_batch_figure(result: dict, margin: float = 0.03) -> Figure:
         ax.axhline(1, color="k", ls="--", lw=1, label="plain loop (= 1)")
         ax.plot(b, df["CAST ÷ plain loop"], "o-", color=style.COLORS[0], lw=2.4, ms=8, label="CAST · feature draft")
         ax.plot(b, df["strongest other ÷ plain loop"], "s-", color=style.COLORS[1],
-                label="strongest other method (named)")
-        for x, y, name in zip(b, df["strongest other ÷ plain loop"], df["strongest other method"]):
-            if y == y:
-                ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, -15), ha="left",
-                            fontsize="x-small", color=style.COLORS[1])
+                label="strongest other method\n(named unless it is the plain loop)")
+        for x, y, ours, name in zip(b, df["strongest other ÷ plain loop"], df["CAST ÷ plain loop"],
+                                    df["strongest other method"]):
+            if y == y and name != method_label(PLAIN):
+                ax.annotate(name, (x, y), textcoords="offset points", xytext=(0, 9 if y >= ours else -17),
+                            ha="center", fontsize="x-small", color=style.COLORS[1])
         ax.plot(b, gen, "^:", color="0.45", label="transformers' generate")
         ax.set_xscale("log", base=2)
         ax.set_xticks(b)
         style.integer_axis(ax, "x")
-        ax.set_xlim(b.min() / 1.3, b.max() * 1.6)
+        ax.set_xlim(b.min() / 1.6, b.max() * 1.6)
         ax.set_ylim(0, max(1.2, float(np.nanmax(np.r_[df["CAST ÷ plain loop"], df["strongest other ÷ plain loop"],
                                                           gen]))) * 1.12)
         legend = dict(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0) if ax2 is None else \

@@ -201,3 +201,14 @@ def test_paper_table_sets_cast_against_the_strongest_other_method():
     assert ours["sampling at temperature 0.7, ÷ plain sampled loop"] == "not measured"
     df = cast.panel.paper_beside_ours(cast.bench.headline(bench_result()), sampling_speedup=1.1)
     assert "1.10x" in df["ours (SmolLM2-135M, CPU)"].tolist()
+
+
+def test_overheads_table_in_ms_or_none_for_an_older_file():
+    assert cast.panel.overheads_table(bench_result()) is None
+    res = {**bench_result(), "overheads": {"2": {"step_s": 0.009, "level_s": 0.004, "nodraft_s": 0.002,
+                                                 "kernel_rows": None}, "1": {"step_s": 0.008, "level_s": 0.003,
+                                                                            "nodraft_s": 0.001, "kernel_rows": 12}}}
+    df = cast.panel.overheads_table(res)
+    assert list(df["batch size"]) == [1, 2]
+    assert df["per drafted step (ms)"].tolist() == pytest.approx([8.0, 9.0])
+    assert df["skinny kernel up to (rows)"].iloc[0] == 12
