@@ -304,7 +304,8 @@ class CastPolicy:
     """
 
     def __init__(self, profiles, c1: float = 1.0, c2: float | None = None, c3: float | None = None, top_k: int = 8,
-                 max_depth: int = 8, max_verify: int = 64, buffer: int = 4, probe: int = 16, warmup: int = 3):
+                 max_depth: int = 8, max_verify: int = 64, buffer: int = 4, probe: int = 16, warmup: int = 3,
+                 measured: bool = True):
         if isinstance(profiles, LatencyProfile):
             profiles = {profiles.batch: profiles}
         if not profiles:
@@ -317,8 +318,8 @@ class CastPolicy:
         self.profiles = dict(profiles)
         self.c1, self.c2, self.c3 = c1, c2, c3
         self.top_k, self.max_depth, self.max_verify, self.R = top_k, max_depth, max_verify, buffer
-        self.probe, self.warmup = probe, warmup
-        self.stats: dict[int, dict] = {}  # per batch size, kept across calls: what drafted steps emitted and cost
+        self.probe, self.warmup, self.measured = probe, warmup, bool(measured)
+        self.stats: dict[int, dict] = {}  # per batch size, kept across calls: what drafted / plain steps emitted and cost
         self.reset()
 
     def reset(self) -> None:
@@ -330,45 +331,74 @@ class CastPolicy:
         self.log: list[dict] = []
 
     # --------------------------------------------------------------- draft at all? ("no draft" is a choice)
-    def should_draft(self, batch: int, context: int) -> bool:
-        """Draft this step unless the drafted steps so far emit fewer tokens per predicted second than a step
-        without a draft (one target token + the profile's measured no-draft overhead).
+    def _stats(self, batch: int) -> dict:
+        return self.stats.setdefault(batch, {"n": 0, "emitted": 0.0, "cost_s": 0.0, "sec_s": 0.0,
+                                             "n_plain": 0, "emitted_plain": 0.0, "sec_plain": 0.0,
+                                             "skipped": 0, "wait": self.probe, "arm": True})
 
-        Rate of drafting = mean emitted tokens per row of the drafted steps / their mean predicted cost (draft +
-        overheads + verify, from the profile; running means over the first 10 drafted steps at this batch size,
-        then moving averages with weight 0.1, so one unlucky step does not flip the choice). It drafts the first
-        `warmup` steps; while drafting loses it re-tries once after `probe` steps without a draft, then after
-        twice as many, ...
+    def rates(self, batch: int, context: int) -> tuple[float, float]:
+        """(tokens per second of a drafted step, of a step without a draft) at this batch size, as the policy
+        sees them now: measured seconds once both kinds of step were observed `warmup` times (`measured=True`),
+        else the profile's predictions (drafted: draft + overheads + verify; plain: one target token + the
+        measured no-draft overhead)."""
+        st = self._stats(batch)
+        if self.measured and st["n"] >= self.warmup and st["n_plain"] >= self.warmup:
+            return (st["emitted"] / max(st["sec_s"], 1e-12), st["emitted_plain"] / max(st["sec_plain"], 1e-12))
+        return st["emitted"] / max(st["cost_s"], 1e-12), 1.0 / max(self.prof(batch).step_nodraft(context), 1e-12)
+
+    def should_draft(self, batch: int, context: int) -> bool:
+        """Draft this step unless steps without a draft emit more tokens per second than drafted ones.
+
+        It drafts the first `warmup` steps at a batch size, then (with `measured=True`, the default) decodes
+        `warmup` steps without a draft, so both rates rest on measured seconds: the profile predicts a drafted
+        step's forwards, but not everything a real step costs (the draft's small ops, the cache bookkeeping,
+        BLAS threads warming up), and at large batches that gap decides the choice. With `measured=False`, or
+        until both kinds of step were measured, the rates come from the profile (`rates`). Means are running
+        means over the first 10 steps of each kind, then moving averages with weight 0.1, so one unlucky step
+        does not flip the choice. The losing choice is re-tried once after `probe` steps, then after twice
+        as many, ... (a changed acceptance rate or a longer context is noticed); a flip resets the wait.
         """
-        st = self.stats.get(batch)
-        if st is None or st["n"] < self.warmup:
+        st = self._stats(batch)
+        if st["n"] < self.warmup:
             return True
-        p = self.prof(batch)
-        rate_draft = st["emitted"] / max(st["cost_s"], 1e-12)
-        rate_plain = 1.0 / max(p.step_nodraft(context), 1e-12)
-        if rate_draft >= rate_plain:
-            st["skipped"], st["wait"] = 0, self.probe
-            return True
-        if st["skipped"] >= st["wait"]:  # probe: draft once more, so a changed acceptance is noticed
-            st["skipped"], st["wait"] = 0, 2 * st["wait"]
-            return True
-        st["skipped"] += 1
-        self.log.append({"batch": batch, "context": context, "verify": 0, "draft_cost": 0.0,
-                         "rate_draft": rate_draft, "rate_plain": rate_plain})
-        return False
+        if self.measured and st["n_plain"] < self.warmup:
+            choice = False
+            rate_draft = rate_plain = float("nan")
+        else:
+            rate_draft, rate_plain = self.rates(batch, context)
+            best = rate_draft >= rate_plain
+            if best != st["arm"]:
+                st["arm"], st["skipped"], st["wait"] = best, 0, self.probe
+            if st["skipped"] >= st["wait"]:  # probe the other choice once
+                st["skipped"], st["wait"] = 0, 2 * st["wait"]
+                choice = not best
+            else:
+                st["skipped"] += 1
+                choice = best
+        if not choice:
+            self.log.append({"batch": batch, "context": context, "verify": 0, "draft_cost": 0.0,
+                             "rate_draft": rate_draft, "rate_plain": rate_plain})
+        return choice
 
     def observe(self, batch: int, emitted: float, seconds: float, drafted: bool) -> None:
-        """After a step: fold a drafted step's emitted tokens per row and predicted cost into the moving averages
-        (the measured seconds are logged beside the prediction)."""
-        st = self.stats.setdefault(batch, {"n": 0, "emitted": 0.0, "cost_s": 0.0, "skipped": 0, "wait": self.probe})
+        """After a step: fold its emitted tokens per row and seconds (and, when drafted, its predicted cost) into
+        the moving averages of its kind; the measured seconds are logged beside the prediction."""
+        st = self._stats(batch)
         if self.log:
             self.log[-1]["seconds"] = seconds
-        if not drafted or self._step_cost is None:
+        if not drafted:
+            st["n_plain"] += 1
+            a = max(1.0 / st["n_plain"], 0.1)
+            st["emitted_plain"] += a * (emitted - st["emitted_plain"])
+            st["sec_plain"] += a * (seconds - st["sec_plain"])
+            return
+        if self._step_cost is None:
             return
         st["n"] += 1
         a = max(1.0 / st["n"], 0.1)
         st["emitted"] += a * (emitted - st["emitted"])
         st["cost_s"] += a * (self._step_cost - st["cost_s"])
+        st["sec_s"] += a * (seconds - st["sec_s"])
         self._step_cost = None
 
     def kernel_rows(self, batch: int) -> int | None:
@@ -446,7 +476,7 @@ class CastPolicy:
 
     def __repr__(self) -> str:
         return (f"CastPolicy(c1={self.c1}, c2={self.c2}, c3={self.c3}, top_k={self.top_k}, "
-                f"max_depth={self.max_depth}, probe={self.probe}, batches={sorted(self.profiles)})")
+                f"max_depth={self.max_depth}, probe={self.probe}, measured={self.measured}, batches={sorted(self.profiles)})")
 
 
 def expected_rate(scores: torch.Tensor, m: int, profile: LatencyProfile, context: int, levels: int,

@@ -118,7 +118,7 @@ def test_cast_drafts_nothing_when_the_profile_says_drafting_costs_more(models, p
     ref = cast.greedy_reference(T, ps, 40)
     dear = {4: cast.linear_profile(4, 1e-3, 1e-3, draft_lam=1.0, draft_delta=1.0)}
     for draft in (D, T):  # even a draft that is always right does not pay for itself here
-        pol = cast.CastPolicy(dear, probe=16, warmup=2)
+        pol = cast.CastPolicy(dear, probe=16, warmup=2, measured=False)
         res = cast.generate(T, draft, ps, 40, pol)
         assert res.sequences == ref
         none = sum(s == (0, 0, 0) for s in res.shapes)
@@ -130,7 +130,7 @@ def test_cast_keeps_drafting_when_drafting_pays(models, prompts):
     T = models["t_small"]
     ps = prompts(4)
     cheap = {4: cast.linear_profile(4, 1e-4, 1e-2, draft_lam=0.0, draft_delta=0.0)}
-    pol = cast.CastPolicy(cheap)
+    pol = cast.CastPolicy(cheap, measured=False)
     res = cast.generate(T, T, ps, 40, pol)
     assert res.sequences == cast.greedy_reference(T, ps, 40)
     assert all(s[2] > 0 for s in res.shapes) and res.mean_accepted > 2
@@ -144,7 +144,7 @@ def test_no_draft_rate_counts_the_measured_overhead():
     p.overhead = {"nodraft_s": 5e-3, "step_s": 0.0, "level_s": 0.0}
     assert p.step_nodraft(100) == pytest.approx(7e-3)
     p.overhead = {"nodraft_s": 0.0, "step_s": 0.05, "level_s": 0.0}  # a drafted step costs 50 ms more
-    pol = cast.CastPolicy(p, warmup=1)
+    pol = cast.CastPolicy(p, warmup=1, measured=False)
     assert pol.should_draft(1, 100)  # nothing observed yet: draft
     scores = torch.log(torch.tensor([[0.5, 0.2, 0.1]]))
     pol.width(cast.tree.LevelInfo(1, scores, 100, 1))
@@ -155,6 +155,60 @@ def test_no_draft_rate_counts_the_measured_overhead():
     pol.observe(1, 1.0, 0.002, False)
     assert pol.log[-1]["verify"] == 0 and pol.log[-1]["seconds"] == 0.002
     assert sum(pol.should_draft(1, 100) for _ in range(60)) == 2  # probes after 16, then 32 more skipped steps
+
+
+def test_measured_rates_decide_once_both_kinds_of_step_were_seen():
+    """measured=True: after `warmup` drafted steps it decodes `warmup` steps without a draft, then compares the
+    measured tokens per second of both, whatever the profile predicted; the loser is probed after 16, 32, ..."""
+    import copy
+    p = cast.linear_profile(1, 1e-3, 1e-3)  # predicts drafting is cheap
+    pol = cast.CastPolicy(p, warmup=2)
+    scores = torch.log(torch.tensor([[0.9, 0.05, 0.01]]))
+
+    def drafted(seconds):
+        assert pol.should_draft(1, 100)
+        pol.width(cast.tree.LevelInfo(1, scores, 100, 1))
+        pol.n_verify(scores, 100)
+        pol.observe(1, 2.0, seconds, True)
+
+    drafted(0.05)
+    drafted(0.05)  # 2 tokens per 50 ms measured (the profile predicted a few ms)
+    for _ in range(2):  # warm-up of steps without a draft, whatever the rates
+        assert not pol.should_draft(1, 100)
+        pol.observe(1, 1.0, 0.01, False)  # 1 token per 10 ms: 100 tok/s > 40 tok/s
+    rd, rp = pol.rates(1, 100)
+    assert rd == pytest.approx(40.0) and rp == pytest.approx(100.0)
+    assert sum(pol.should_draft(1, 100) for _ in range(60)) == 2  # plain wins; probes after 16, then 32
+    # the same policy trusting the profile alone keeps drafting
+    pol2 = cast.CastPolicy(p, warmup=2, measured=False)
+    pol2.stats = copy.deepcopy(pol.stats)
+    assert pol2.should_draft(1, 100)
+    # when drafted steps turn fast, drafting wins back (the next probe sees it, then the choice flips)
+    for _ in range(12):
+        pol.stats[1]["sec_s"] = 0.005
+        drafted_now = pol.should_draft(1, 100)
+        if drafted_now:
+            break
+    assert pol.rates(1, 100)[0] > pol.rates(1, 100)[1]
+    assert all(pol.should_draft(1, 100) for _ in range(15))
+
+
+def test_cast_stops_drafting_a_draft_that_is_slow_in_practice(models, prompts):
+    """A draft whose every forward sleeps 30 ms, under a profile that says drafting is free: the measured
+    seconds overrule the profile and CAST decodes without a draft after its warm-up (output unchanged)."""
+    import copy
+    import time
+    T = models["t_small"]
+    slow = copy.deepcopy(T)
+    slow.register_forward_pre_hook(lambda mod, args: time.sleep(0.03))
+    ps = prompts(2)
+    free = {2: cast.linear_profile(2, 1e-3, 1e-3, draft_lam=0.0, draft_delta=0.0)}
+    pol = cast.CastPolicy(free, warmup=2, probe=16)
+    res = cast.generate(T, slow, ps, 40, pol)
+    assert res.sequences == cast.greedy_reference(T, ps, 40)
+    none = [s == (0, 0, 0) for s in res.shapes]
+    assert not any(none[:2]) and all(none[2:4])  # 2 drafted, 2 measured without a draft
+    assert sum(none[4:]) >= len(none[4:]) - 2, res.shapes  # then no draft apart from probes
 
 
 def test_kernel_crossover_is_the_last_grid_point_where_the_kernel_still_wins():
