@@ -106,3 +106,24 @@ def inconsistent_share(rec, prior=0.0) -> float:
     """r: the share of cases whose per-order verdicts (after subtracting `prior`) do not flip with the order."""
     d = per_order(rec, prior)
     return float(np.mean([not r.get("consistent", False) for r in d.cases])) if d.n else float("nan")
+
+
+def decompose(rec) -> dict:
+    """Split a log-prob run's margins into the part that flips with the answers and the part that does not.
+
+    Per case, content = (m − m_swapped) / 2 flips sign when the answers swap places; position = (m + m_swapped) / 2
+    does not (it is that case's own position preference). A single prior b removes the mean position
+    preference only: a case is swap-consistent after debiasing when |content| > |position − b|, so the gate
+    selects few cases when the content spread is small beside the position spread. Returns the spreads
+    (standard deviations, nats), the mean position preference, and the share of cases whose |content|
+    exceeds |position − mean|.
+    """
+    m, s = margins(rec)
+    ok = np.isfinite(m) & np.isfinite(s)
+    if not ok.any():
+        raise checks.BadArgument("decompose needs cases with margins in both orders (a 'logprob' run); got none")
+    content, position = (m[ok] - s[ok]) / 2, (m[ok] + s[ok]) / 2
+    b = float(position.mean())
+    return {"n": int(ok.sum()), "content_sd": float(content.std()), "position_sd": float(position.std()),
+            "position_mean": b, "content_over_position_sd": float(content.std() / max(position.std(), 1e-12)),
+            "content_wins": float(np.mean(np.abs(content) > np.abs(position - b)))}

@@ -79,3 +79,16 @@ def test_debiased_gate_without_scores_is_a_recorded_stop(cases):
 
     rec = lwe.run("selective", NoScores(), cases, lwe.JudgeConfig(gate="debiased"))
     assert rec.n == 0 and rec.status.startswith("stopped after 0") and "position prior" in rec.status
+
+
+def test_decompose_splits_margins_into_what_flips_and_what_does_not():
+    content = np.array([1.0, -1.0, 0.5, -0.5] * 5)
+    position = np.array([3.0, 3.2, 2.8, 3.0] * 5)
+    rec = _logprob_record(content + position, -content + position)
+    d = debias.decompose(rec)
+    assert d["n"] == 20 and d["content_sd"] == pytest.approx(content.std())
+    assert d["position_sd"] == pytest.approx(position.std()) and d["position_mean"] == pytest.approx(3.0)
+    assert d["content_wins"] == 1.0  # |content| >= 0.5 > |position - 3| <= 0.2: every case consistent after debiasing
+    assert debias.inconsistent_share(rec, d["position_mean"]) == 0.0
+    wide = _logprob_record(content + 4 * (position - 3) + 3, -content + 4 * (position - 3) + 3)
+    assert debias.decompose(wide)["content_wins"] < 1.0
