@@ -304,7 +304,7 @@ class CastPolicy:
     """
 
     def __init__(self, profiles, c1: float = 1.0, c2: float | None = None, c3: float | None = None, top_k: int = 8,
-                 max_depth: int = 8, max_verify: int = 64, buffer: int = 4, probe: int = 16, warmup: int = 3,
+                 max_depth: int = 8, max_verify: int = 64, buffer: int = 4, probe: int = 32, warmup: int = 2,
                  measured: bool = True):
         if isinstance(profiles, LatencyProfile):
             profiles = {profiles.batch: profiles}

@@ -786,7 +786,13 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
                 tok, par, dep, sc = roots[:, None].clone(), z, z, z.float()
                 nodes = {"levels": 0, "widths": [0], "sc": sc[:, :0]}
             t1 = time.perf_counter()
-            if sampling is None:
+            if not drafting:  # a plain decode step, as lean as `plain_greedy`'s: no tree mask, no path gather
+                got = prefill(target, tkv, [[t] for t in roots.tolist()], return_hidden=feat)
+                logits_p = got[0] if feat else got  # (b, V) after the root
+                bonus = logits_p.argmax(-1) if sampling is None else sampling.draw(sampling.probs(logits_p), gen)
+                path_f = got[1][:, :1] if feat else None  # (b, 1, d) the root's feature
+                on_path = torch.ones(len(alive), 1, dtype=torch.bool, device=dev)
+            elif sampling is None:
                 on_path, last, bonus, path_f = verify(target, tkv, roots, tok, par, dep, features=True)
             else:
                 on_path, last, bonus, path_f = verify_sampled(target, tkv, roots, tok, par, dep, sampling, gen,

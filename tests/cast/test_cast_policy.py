@@ -144,7 +144,7 @@ def test_no_draft_rate_counts_the_measured_overhead():
     p.overhead = {"nodraft_s": 5e-3, "step_s": 0.0, "level_s": 0.0}
     assert p.step_nodraft(100) == pytest.approx(7e-3)
     p.overhead = {"nodraft_s": 0.0, "step_s": 0.05, "level_s": 0.0}  # a drafted step costs 50 ms more
-    pol = cast.CastPolicy(p, warmup=1, measured=False)
+    pol = cast.CastPolicy(p, warmup=1, probe=16, measured=False)
     assert pol.should_draft(1, 100)  # nothing observed yet: draft
     scores = torch.log(torch.tensor([[0.5, 0.2, 0.1]]))
     pol.width(cast.tree.LevelInfo(1, scores, 100, 1))
@@ -162,7 +162,7 @@ def test_measured_rates_decide_once_both_kinds_of_step_were_seen():
     measured tokens per second of both, whatever the profile predicted; the loser is probed after 16, 32, ..."""
     import copy
     p = cast.linear_profile(1, 1e-3, 1e-3)  # predicts drafting is cheap
-    pol = cast.CastPolicy(p, warmup=2)
+    pol = cast.CastPolicy(p, warmup=2, probe=16)
     scores = torch.log(torch.tensor([[0.9, 0.05, 0.01]]))
 
     def drafted(seconds):
@@ -180,7 +180,7 @@ def test_measured_rates_decide_once_both_kinds_of_step_were_seen():
     assert rd == pytest.approx(40.0) and rp == pytest.approx(100.0)
     assert sum(pol.should_draft(1, 100) for _ in range(60)) == 2  # plain wins; probes after 16, then 32
     # the same policy trusting the profile alone keeps drafting
-    pol2 = cast.CastPolicy(p, warmup=2, measured=False)
+    pol2 = cast.CastPolicy(p, warmup=2, probe=16, measured=False)
     pol2.stats = copy.deepcopy(pol.stats)
     assert pol2.should_draft(1, 100)
     # when drafted steps turn fast, drafting wins back (the next probe sees it, then the choice flips)
