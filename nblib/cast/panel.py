@@ -438,8 +438,10 @@ def per_batch_sentence(head: dict, margin: float = 0.03) -> str:
         if lose:
             bad = [b for b, _ in lose if known.get(b) is not None and known[b] < 1]
             if bad:
-                text += (" Where it is slower it still drafted on some steps (batch " + _list(bad) + "): its cost "
-                         "model expected drafting to pay there and it did not.")
+                text += (" Where it is slower it still drafted on some steps (batch " + _list(bad) + "): the "
+                         "steps it spends learning which choice pays (a few drafted and a few plain steps at the "
+                         "start, then a probe of the losing choice now and then); the rest of the gap is what its steps "
+                         "without a draft cost beyond the plain loop's.")
     else:
         text += (" Which tree it chose per step (and how often no draft at all) is " + NOT_MEASURED
                  + " in this benchmark file; the live table of CAST's choice in this notebook shows it for this machine.")
