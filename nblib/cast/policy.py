@@ -297,6 +297,15 @@ def marginal_select(u, c, threshold: float, eps: float = 1e-12) -> int:
     return a + 1
 
 
+def _fold(st: dict, count: str, **values: float) -> None:
+    """Count one more step in st[count] and fold values into st's means: running means over the first 10, then
+    moving averages with weight 0.1."""
+    st[count] += 1
+    a = max(1.0 / st[count], 0.1)
+    for k, v in values.items():
+        st[k] += a * (v - st[k])
+
+
 class CastPolicy:
     """CAST: tree width per level, depth and verify count from measured latency and draft confidence.
 
@@ -387,19 +396,10 @@ class CastPolicy:
         if self.log:
             self.log[-1]["seconds"] = seconds
         if not drafted:
-            st["n_plain"] += 1
-            a = max(1.0 / st["n_plain"], 0.1)
-            st["emitted_plain"] += a * (emitted - st["emitted_plain"])
-            st["sec_plain"] += a * (seconds - st["sec_plain"])
-            return
-        if self._step_cost is None:
-            return
-        st["n"] += 1
-        a = max(1.0 / st["n"], 0.1)
-        st["emitted"] += a * (emitted - st["emitted"])
-        st["cost_s"] += a * (self._step_cost - st["cost_s"])
-        st["sec_s"] += a * (seconds - st["sec_s"])
-        self._step_cost = None
+            _fold(st, "n_plain", emitted_plain=emitted, sec_plain=seconds)
+        elif self._step_cost is not None:
+            _fold(st, "n", emitted=emitted, cost_s=self._step_cost, sec_s=seconds)
+            self._step_cost = None
 
     def kernel_rows(self, batch: int) -> int | None:
         """Activation rows up to which the skinny kernel beat torch's matmul in this batch size's profile."""
