@@ -64,6 +64,11 @@ class Sampling:
         return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+def pick(logits: torch.Tensor, sampling: Sampling | None, generator: torch.Generator | None) -> torch.Tensor:
+    """The next token per row of logits (B, V) -> (B,): the argmax when sampling is None, else a draw."""
+    return logits.argmax(-1) if sampling is None else sampling.draw(sampling.probs(logits), generator)
+
+
 def check_sampling(sampling) -> Sampling | None:
     """None (greedy) or a Sampling; anything else is one clear error."""
     if sampling is None or isinstance(sampling, Sampling):

@@ -31,7 +31,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from . import kernel
-from .sampling import Sampling, check_sampling
+from .sampling import Sampling, check_sampling, pick as pick_token
 
 NEG = -1e9  # additive mask value for "may not attend" (finite: no NaN for rows of padding)
 MAX_TREE_DEPTH = 32  # hard cap on draft tree levels, whatever a policy's go_deeper says
@@ -559,10 +559,6 @@ def keep_path(tkv: KV, past: int, last: torch.Tensor, dep: torch.Tensor, anc: to
     row's path end).
     """
     B, N = dep.shape
-    if N == 1:  # a step without a draft: the root is the path and its entry is already in place
-        tkv.n_pos = tkv.n_pos + 1
-        on_path = torch.ones(B, 1, dtype=torch.bool, device=dep.device)
-        return on_path, torch.zeros(B, 1, dtype=torch.long, device=dep.device)
     path_d = dep.gather(1, last[:, None])[:, 0]  # (B,)
     A = int(path_d.max()) + 1
     on_path = anc.gather(1, last[:, None, None].expand(-1, 1, N))[:, 0]  # (B, N) ancestors-or-self of last
@@ -740,7 +736,7 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
         logits0, hid0, lens0 = prefill(target, tkv, rows, return_hidden=True)
         gen = sampling.generator(logits0.device) if sampling is not None else None
         # (B,) the first new token = first root
-        first = logits0.argmax(-1) if sampling is None else sampling.draw(sampling.probs(logits0), gen)
+        first = pick_token(logits0, sampling, gen)
         res.row_calls += B
         roots = first
         pending = [r + [int(t)] for r, t in zip(rows, first.tolist(), strict=True)]  # draft has not seen these yet
@@ -789,7 +785,7 @@ def generate(target, draft, prompts, max_new_tokens: int = 64, policy: TreePolic
             if not drafting:  # a plain decode step, as lean as `plain_greedy`'s: no tree mask, no path gather
                 got = prefill(target, tkv, [[t] for t in roots.tolist()], return_hidden=feat)
                 logits_p = got[0] if feat else got  # (b, V) after the root
-                bonus = logits_p.argmax(-1) if sampling is None else sampling.draw(sampling.probs(logits_p), gen)
+                bonus = pick_token(logits_p, sampling, gen)
                 path_f = got[1][:, :1] if feat else None  # (b, 1, d) the root's feature
                 on_path = torch.ones(len(alive), 1, dtype=torch.bool, device=dev)
             elif sampling is None:
@@ -872,10 +868,7 @@ def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None 
         kv = KV(B, dev)
         gen = sampling.generator(dev) if sampling is not None else None
 
-        def pick(logits):
-            return logits.argmax(-1) if sampling is None else sampling.draw(sampling.probs(logits), gen)
-
-        nxt = pick(prefill(target, kv, rows))
+        nxt = pick_token(prefill(target, kv, rows), sampling, gen)
         res.row_calls += B
         alive = list(range(B))
         for _ in range(max(1, max_new_tokens) + 1):  # bounded: every step emits one token per live row
@@ -890,7 +883,7 @@ def plain_greedy(target, prompts, max_new_tokens: int, eos_token_id: int | None 
                 kv.select(sel)
                 nxt = nxt[sel]
                 alive = [alive[i] for i in keep]
-            nxt = pick(prefill(target, kv, [[int(t)] for t in nxt.tolist()]))
+            nxt = pick_token(prefill(target, kv, [[int(t)] for t in nxt.tolist()]), sampling, gen)
             res.steps += 1
             res.row_calls += len(alive)
             res.accepted.append(1.0)
