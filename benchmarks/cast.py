@@ -1,6 +1,6 @@
 """Benchmark speculative decoding of the embedded SmolLM2 against transformers' `generate` greedy, in one run.
 
-    python benchmarks/cast.py [--prompts 8] [--new-tokens 64] [--batches 1 2 4 8] [--threads 2] [--quick]
+    python benchmarks/cast.py [--prompts 8] [--prompt-file FILE] [--new-tokens 64] [--batches 1 2 4 8] [--threads 2] [--quick]
                               [--sweep | --keep-sweep FILE] [--sampling] [--save data/cast/benchmark_cpu.json]
 
 Methods: transformers' `generate` greedy (the baseline every speedup divides by), its assisted generation with
@@ -8,7 +8,8 @@ the token-level draft and its prompt-lookup decoding (both batch 1 only), this p
 skinny verify kernel, and with torch's matmul: `over_plain` divides by the former, so it is speculation's own
 gain), and chain /
 EAGLE-2-style fixed tree / CAST with the feature-level (EAGLE) draft and with the token-level draft. Held-out
-prompts: MT-Bench questions and HumanEval functions (data/cast/eval_prompts.jsonl). Every method's output is
+prompts: MT-Bench questions and HumanEval functions (data/cast/eval_prompts.jsonl); --prompt-file swaps in
+others, e.g. the chat-only data/cast/chat_prompts.jsonl. Every method's output is
 checked token for token against `generate` one prompt at a time. Also measured: each draft's top-1 agreement
 with the target and the cost of verifying n tree tokens relative to one decode step. With --save, everything
 (and, with --sweep, the fixed-tree sweep behind notebook 07's sliders) is written as JSON with the machine it was
@@ -47,23 +48,32 @@ def main() -> None:
     ap.add_argument("--sampling", action="store_true",
                     help="also time speculative sampling at T = 0.7 against the plain sampled loop (batch 1)")
     ap.add_argument("--sampling-only", action="store_true", help="only the sampling measurement (minutes)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="paired rounds of CAST against the plain loop per batch size (their median is cast_over_plain; "
+                         "0: one run each)")
+    ap.add_argument("--prompt-file", type=Path, default=None,
+                    help="JSON lines with a \"prompt\" per line instead of the held-out MT-Bench / HumanEval prompts, "
+                         "e.g. data/cast/chat_prompts.jsonl (8 chat-only prompts no draft was trained on)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     target, tok, _ = cast.bench.load_pair()
     drafts = cast.bench.load_drafts(target)
-    rows_p = cast.bench.eval_prompts(a.prompts)
+    rows_p = (cast.bench.eval_prompts(a.prompts) if a.prompt_file is None
+              else cast.bench.prompts_from(a.prompt_file, a.prompts))
+    a.prompts = len(rows_p)
     prompts = [cast.bench.chat_ids(tok, r["prompt"]) for r in rows_p]
     if a.sampling_only:
         print(json.dumps({**sampling_section(target, drafts, prompts, a.new_tokens),
                           "prompts": a.prompts, "new_tokens": a.new_tokens, "threads": a.threads,
                           "cpu": cpu_model(), "blas": blas_name()}))
         return
-    print(f"prompts: {a.prompts} held out ({', '.join(sorted({r['source'] for r in rows_p}))}), "
+    origin = "held out" if a.prompt_file is None else f"from {a.prompt_file}"
+    print(f"prompts: {a.prompts} {origin} ({', '.join(sorted({r['source'] for r in rows_p}))}), "
           f"{sum(map(len, prompts)) / len(prompts):.0f} tokens on average; up to {a.new_tokens} new tokens each")
     print(f"load average before: {os.getloadavg()}  (wall-clock speedups need a quiet machine)")
     result = cast.bench.full_benchmark(target, drafts, tok, prompts, tuple(a.batches), a.new_tokens, a.quick,
-                                       sweep=a.sweep)
+                                       sweep=a.sweep, rounds=a.rounds)
     df = cast.bench.table(result["rows"])
     with __import__("pandas").option_context("display.width", 200, "display.max_columns", 20):
         print(df.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
@@ -81,6 +91,9 @@ def main() -> None:
           f"after {env['loadavg_after']}; total {time.perf_counter() - t0:.0f} s")
     print("\nper batch size: CAST's choice and the strongest other method")
     print(cast.bench.per_batch(result).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    for b, v in result.get("paired", {}).items():
+        print(f"  paired rounds, batch {b}: CAST / plain {v['median']:.3f} (median; rounds "
+              f"{', '.join(f'{x:.3f}' for x in v['over_plain'])}); outputs equal: {v['lossless']}")
     print("measured step overheads (ms) and kernel crossover per batch (feature draft's profiles):")
     for b, o in result.get("overheads", {}).items():
         print(f"  batch {b}: step {1e3 * o['step_s']:.1f}, level {1e3 * o['level_s']:.1f}, no-draft "
@@ -97,6 +110,7 @@ def main() -> None:
         print(f"saved {a.save}")
     head = cast.bench.headline(result, a.prompts, a.new_tokens)
     head.update(result.get("sampling", {}))
+    head["prompt_set"] = "held-out MT-Bench + HumanEval" if a.prompt_file is None else str(a.prompt_file)
     head.update({"cpu": cpu_model(), "blas": blas_name(), "loadavg_end": [round(x, 2) for x in os.getloadavg()]})
     print(json.dumps(head))
 

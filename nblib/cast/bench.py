@@ -48,6 +48,27 @@ def eval_prompts(n: int, sources=("mt-bench", "humaneval")) -> list[dict]:
     return out
 
 
+def prompts_from(path, n: int) -> list[dict]:
+    """The first n prompts of a JSON-lines file whose every line has a "prompt" string (e.g. data/cast/chat_prompts.jsonl)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt file at {path}: pass a JSON-lines file with one {{\"prompt\": ...}} per line")
+    rows = []
+    for i, line in enumerate(path.open(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {i}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+            raise ValueError(f'{path}, line {i}: each line needs a non-empty "prompt" string')
+        rows.append({"source": path.stem, **row})
+    if not rows:
+        raise ValueError(f"{path} holds no prompts")
+    return rows[:n]
+
+
 def chat_ids(tok, prompt: str) -> list[int]:
     """Token ids of one user turn under the chat template, ready for the assistant's reply."""
     text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
@@ -364,14 +385,48 @@ def verify_cost(target, ns=(1, 2, 4, 8, 16, 32, 64), context: int = 160, batch: 
     return out
 
 
+def paired_rounds(target, draft, prompts: list[list[int]], batches, max_new: int, profs: dict, eos: int | None,
+                  rounds: int = 3, progress: bool = True) -> dict:
+    """CAST (a fresh policy each round, so each pays its own warm-up) against the plain loop in `rounds` paired
+    rounds per batch size, the order alternating (plain first, then CAST first, ...) so load drift hits both alike.
+
+    Returns {batch: {"over_plain": per-round ratios, "median", "lo", "hi", "plain_tok_s", "cast_tok_s", "lossless"
+    (every CAST output equal to the plain loop's)}}: one run per method is a single draw of a noisy machine.
+    """
+    from statistics import median
+
+    from .. import progress as bar
+
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    out = {}
+    jobs = [(b, i) for b in batches for i in range(rounds)]
+    got: dict[int, list] = {b: [] for b in batches}
+    for b, i in bar(jobs, desc="paired rounds", enabled=progress):
+        pair = {}
+        for which in (("plain", "cast") if i % 2 == 0 else ("cast", "plain")):
+            pair[which] = (run(PLAIN, target, None, prompts, b, max_new, None, eos) if which == "plain" else
+                           run("CAST", target, draft, prompts, b, max_new, methods(profs)["CAST"], eos))
+        got[b].append(pair)
+    for b, pairs in got.items():
+        ratios = [p["cast"]["tokens_per_s"] / p["plain"]["tokens_per_s"] for p in pairs]
+        out[b] = {"over_plain": [round(r, 4) for r in ratios], "median": round(median(ratios), 4),
+                  "lo": round(min(ratios), 4), "hi": round(max(ratios), 4),
+                  "plain_tok_s": [round(p["plain"]["tokens_per_s"], 3) for p in pairs],
+                  "cast_tok_s": [round(p["cast"]["tokens_per_s"], 3) for p in pairs],
+                  "lossless": all(p["cast"]["outputs"] == p["plain"]["outputs"] for p in pairs)}
+    return out
+
+
 SWEEP_GRID = {"depths": (2, 3, 4, 6), "top_ks": (1, 2, 4), "budgets": (4, 8, 16), "batches": (1, 4)}
 SWEEP_GRID_QUICK = {"depths": (2, 4), "top_ks": (1, 4), "budgets": (4, 8), "batches": (1, 2)}
 SWEEP_PROMPTS, SWEEP_NEW = 2, 32
 
 
 def full_benchmark(target, drafts: dict, tok, prompts: list[list[int]], batches=(1, 2, 4), max_new: int = 64,
-                   quick: bool = False, sweep: bool = False, progress: bool = True) -> dict:
-    """`compare`, both drafts' agreement, the verify-cost curve and (optionally) the slider sweep, in one run."""
+                   quick: bool = False, sweep: bool = False, progress: bool = True, rounds: int = 0) -> dict:
+    """`compare`, both drafts' agreement, the verify-cost curve, (rounds > 0) CAST against the plain loop in paired
+    rounds (`paired_rounds`, feature draft) and (optionally) the slider sweep, in one run."""
     import platform
 
     import transformers
@@ -388,6 +443,10 @@ def full_benchmark(target, drafts: dict, tok, prompts: list[list[int]], batches=
                        "torch": torch.__version__, "transformers": transformers.__version__,
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
            "prompts": len(prompts), "max_new": max_new, "quick": quick, "overheads": overheads}
+    if rounds and "feature" in drafts:
+        profs = profiles(target, drafts["feature"], batches, quick)
+        out["paired"] = {str(b): v for b, v in paired_rounds(target, drafts["feature"], prompts, batches, max_new,
+                                                             profs, tok.eos_token_id, rounds, progress).items()}
     if sweep:
         g = SWEEP_GRID_QUICK if quick else SWEEP_GRID
         out["sweep"] = cached_sweep(target, drafts["feature"], prompts[:SWEEP_PROMPTS], g["depths"], g["top_ks"],
@@ -446,9 +505,14 @@ def headline(result: dict, prompts: int | None = None, max_new: int | None = Non
     out["tokens_per_call"] = {f"{r['method']} [{r.get('draft', '-')}] b{r['batch']}": round(r["accepted_per_call"], 3)
                               for r in rows if r.get("accepted_per_call") == r.get("accepted_per_call")
                               and "accepted_per_call" in r}
+    paired = result.get("paired") or {}
     for b in batches:
-        out[f"cast_over_plain_b{b}"] = sp("CAST", b, feat, key="over_plain")
+        pr = paired.get(str(b))  # the median of paired rounds, where the run has them, else its one run
+        out[f"cast_over_plain_b{b}"] = pr["median"] if pr else sp("CAST", b, feat, key="over_plain")
         out[f"plain_over_generate_b{b}"] = sp(PLAIN, b)
+    if paired:
+        out["cast_over_plain_rounds"] = {b: {k: v[k] for k in ("median", "lo", "hi", "over_plain", "lossless")}
+                                         for b, v in paired.items()}
     mins = [out[f"cast_over_plain_b{b}"] for b in batches if out[f"cast_over_plain_b{b}"] is not None]
     out["cast_min_over_plain_any_batch"] = min(mins) if mins else None
     out["strongest_competitor"] = {str(b): strongest_competitor(rows, b) for b in batches}
@@ -484,7 +548,10 @@ def strongest_competitor(rows: list[dict], batch: int, exclude=("CAST", "feature
 
 
 def per_batch(result: dict):
-    """One row per batch size: the plain loop, CAST (feature draft) and what it chose, and the strongest competitor."""
+    """One row per batch size: the plain loop, CAST (feature draft) and what it chose, and the strongest competitor.
+
+    "CAST / plain" is the median of the paired rounds where the run has them (lowest and highest round beside it),
+    else the ratio of the one run of each."""
     import pandas as pd
 
     rows = result["rows"]
@@ -496,9 +563,12 @@ def per_batch(result: dict):
         plain, gen, c = get(PLAIN), get(BASELINE), get("CAST", "feature (EAGLE)")
         best = strongest_competitor(rows, b)
         ch = (c or {}).get("choice", {})
+        pr = (result.get("paired") or {}).get(str(b))
         out.append({"batch": b, "generate (tok/s)": gen and gen["tokens_per_s"],
                     "plain loop (tok/s)": plain and plain["tokens_per_s"],
-                    "CAST (tok/s)": c and c["tokens_per_s"], "CAST / plain": c and c.get("over_plain"),
+                    "CAST (tok/s)": c and c["tokens_per_s"],
+                    "CAST / plain": pr["median"] if pr else c and c.get("over_plain"),
+                    "CAST / plain: lowest round": pr and pr["lo"], "CAST / plain: highest round": pr and pr["hi"],
                     "CAST: steps without a draft (%)": 100 * ch["no_draft_share"] if ch else None,
                     "CAST: levels per drafted step": ch.get("levels_mean"),
                     "CAST: nodes verified per drafted step": ch.get("verified_mean"),

@@ -260,9 +260,13 @@ def per_batch_table(result: dict):
     for c in df.columns:
         if c not in ("batch", "strongest other method"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    rng = ["CAST / plain: lowest round", "CAST / plain: highest round"]
+    df = df.drop(columns=[c for c in rng if df[c].isna().all()])  # a file without paired rounds: no empty columns
     best = [strongest_competitor(result["rows"], int(b)) for b in df["batch"]]
     df["strongest other method"] = [method_label(x["method"], x["draft"]) if x else NOT_MEASURED for x in best]
     return df.rename(columns={"batch": "batch size", "CAST / plain": "CAST ÷ plain loop",
+                              "CAST / plain: lowest round": "CAST ÷ plain: lowest round",
+                              "CAST / plain: highest round": "CAST ÷ plain: highest round",
                               "its / plain": "strongest other ÷ plain loop"})
 
 
@@ -534,7 +538,13 @@ def per_batch_figure(result: dict, margin: float = 0.03) -> Figure:
         gen = df["generate (tok/s)"] / df["plain loop (tok/s)"]
         ax.axhspan(1 - margin, 1 + margin, color="0.88", lw=0, label=f"plain loop ± {margin:g} (level)")
         ax.axhline(1, color="k", ls="--", lw=1, label="plain loop (= 1)")
-        ax.plot(b, df["CAST ÷ plain loop"], "o-", color=style.COLORS[0], lw=2.4, ms=8, label="CAST · feature draft")
+        cast_y = df["CAST ÷ plain loop"].to_numpy(dtype=float)
+        if "CAST ÷ plain: lowest round" in df:  # median of paired rounds, bars from the lowest to the highest round
+            err = np.vstack([cast_y - df["CAST ÷ plain: lowest round"], df["CAST ÷ plain: highest round"] - cast_y])
+            ax.errorbar(b, cast_y, yerr=err, fmt="o-", color=style.COLORS[0], lw=2.4, ms=8, capsize=4,
+                        label="CAST · feature draft\n(median of paired rounds,\nbars: lowest-highest)")
+        else:
+            ax.plot(b, cast_y, "o-", color=style.COLORS[0], lw=2.4, ms=8, label="CAST · feature draft")
         ax.plot(b, df["strongest other ÷ plain loop"], "s-", color=style.COLORS[1],
                 label="strongest other method\n(named unless it is the plain loop)")
         for x, y, ours, name in zip(b, df["strongest other ÷ plain loop"], df["CAST ÷ plain loop"],

@@ -107,3 +107,17 @@ def test_cast_caches_key_on_the_weights_not_the_models_labels(tiny, tmp_path, mo
     assert both(T, tiny(11, layers=1)) == (3, 3)                 # another draft of the same shape
     key = policy.weights_key(T, Draft(D, torch.arange(T.config.vocab_size)))
     assert key != policy.weights_key(T, Draft(D, torch.arange(T.config.vocab_size).flip(0)))   # its vocabulary too
+
+
+def test_paired_rounds_alternate_and_stay_lossless(pair, prompts):
+    """Paired rounds give one CAST / plain ratio per round, their median and range, and CAST equals the plain loop."""
+    T, drafts = pair
+    profs = cast.bench.profiles(T, drafts["feature"], (1, 2), quick=True)
+    got = cast.bench.paired_rounds(T, drafts["feature"], prompts(2), (1, 2), 8, profs, None, rounds=3, progress=False)
+    assert set(got) == {1, 2}
+    for v in got.values():
+        assert len(v["over_plain"]) == 3 and v["lo"] <= v["median"] <= v["hi"]
+        assert v["lossless"] is True
+        assert v["median"] == pytest.approx(sorted(v["over_plain"])[1])
+    with pytest.raises(ValueError, match="rounds"):
+        cast.bench.paired_rounds(T, drafts["feature"], prompts(1), (1,), 4, profs, None, rounds=0)

@@ -212,3 +212,22 @@ def test_overheads_table_in_ms_or_none_for_an_older_file():
     assert list(df["batch size"]) == [1, 2]
     assert df["per drafted step (ms)"].tolist() == pytest.approx([8.0, 9.0])
     assert df["skinny kernel up to (rows)"].iloc[0] == 12
+
+
+def test_paired_rounds_decide_the_headline_table_and_figure():
+    """With paired rounds in the file, CAST / plain is their median (one run's ratio is ignored), the table shows the
+    lowest and highest round, and the worst batch reads the medians; without them neither range column appears."""
+    res = bench_result(cast_plain=(1.5, 0.80, 0.70))
+    res["paired"] = {"1": {"median": 1.4, "lo": 1.3, "hi": 1.5, "over_plain": [1.3, 1.4, 1.5], "lossless": True},
+                     "2": {"median": 0.99, "lo": 0.95, "hi": 1.02, "over_plain": [0.95, 0.99, 1.02], "lossless": True},
+                     "4": {"median": 0.98, "lo": 0.90, "hi": 1.0, "over_plain": [0.9, 0.98, 1.0], "lossless": True}}
+    head = cast.bench.headline(res)
+    assert head["cast_over_plain_b2"] == 0.99 and head["cast_min_over_plain_any_batch"] == 0.98
+    assert head["cast_over_plain_rounds"]["4"]["lo"] == 0.90
+    df = cast.panel.per_batch_table(res)
+    assert list(df["CAST ÷ plain loop"]) == [1.4, 0.99, 0.98]
+    assert list(df["CAST ÷ plain: lowest round"]) == [1.3, 0.95, 0.90]
+    assert cast.panel.per_batch_figure(res).axes[0].containers  # error bars drawn
+    plain = cast.panel.per_batch_table(bench_result())
+    assert not any("round" in c for c in plain.columns)
+    assert "0.7" in cast.panel.per_batch_sentence(cast.bench.headline(bench_result()))

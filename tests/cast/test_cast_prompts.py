@@ -89,3 +89,30 @@ def test_training_loss_counts_reply_positions_only():
     assert valid[0].tolist() == [False, False, False, True, True, True]  # prompt positions are context only
     assert valid[1].tolist() == [True, True, True, True, False, False]   # plain text counts; padding never
     assert lab[1, 4:].tolist() == [-100, -100]
+
+
+def test_chat_prompts_are_unseen_and_load():
+    from nblib.cast import bench
+
+    chat, train, ev = _rows("chat_prompts.jsonl"), _rows("train_prompts.jsonl"), _rows("eval_prompts.jsonl")
+    seen = {r["prompt"] for r in train} | {r["prompt"] for r in ev}
+    assert len(chat) == 8 and not seen & {r["prompt"] for r in chat}  # no draft trained on them
+    rows = bench.prompts_from(CAST / "chat_prompts.jsonl", 3)
+    assert [r["prompt"] for r in rows] == [r["prompt"] for r in chat[:3]] and rows[0]["source"] == "chat"
+
+
+def test_prompt_file_errors_say_what_is_wrong(tmp_path):
+    from nblib.cast import bench
+
+    with pytest.raises(FileNotFoundError, match="no prompt file"):
+        bench.prompts_from(tmp_path / "missing.jsonl", 4)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"text": "no prompt key"}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        bench.prompts_from(bad, 4)
+    bad.write_text("not json\n")
+    with pytest.raises(ValueError, match="not JSON"):
+        bench.prompts_from(bad, 4)
+    ok = tmp_path / "mine.jsonl"
+    ok.write_text('{"prompt": "a"}\n\n{"prompt": "b", "source": "own"}\n')
+    assert [(r["prompt"], r["source"]) for r in bench.prompts_from(ok, 8)] == [("a", "mine"), ("b", "own")]
