@@ -440,12 +440,20 @@ def per_batch_sentence(head: dict, margin: float = 0.03) -> str:
         text += " Share of CAST's steps that drafted nothing (it verified the plain next token only): " + _list(
             f"{prose.percent(v)} at batch {b}" for b, v in sorted(known.items())) + "."
         if lose:
-            bad = [b for b, _ in lose if known.get(b) is not None and known[b] < 1]
-            if bad:
-                text += (" Where it is slower it still drafted on some steps (batch " + _list(bad) + "): the "
-                         "steps it spends learning which choice pays (a few drafted and a few plain steps at the "
-                         "start, then a probe of the losing choice now and then); the rest of the gap is what its steps "
-                         "without a draft cost beyond the plain loop's.")
+            rounds = head.get("cast_over_plain_rounds") or {}
+            mostly_plain = [b for b, _ in lose if known.get(b) is not None and 0.5 <= known[b] < 1]
+            mostly_drafted = [b for b, _ in lose if known.get(b) is not None and known[b] < 0.5]
+            if mostly_plain:
+                text += (" Where it is slower and skipped the draft on most steps (batch " + _list(mostly_plain)
+                         + "), the gap is the steps it spends learning which choice pays (a few drafted and a few "
+                         "plain steps at the start, then a probe of the losing choice now and then) and what its "
+                         "steps without a draft cost beyond the plain loop's.")
+            for b in mostly_drafted:
+                r = rounds.get(str(b), rounds.get(b))
+                text += (f" At batch {b} it drafted on {prose.percent(1 - known[b])} of its steps: its own timings "
+                         "rated a drafted step no slower than a plain one, yet the trees it drafted did not pay"
+                         + (f" (its paired rounds ranged from {prose.times(r['lo'])} to {prose.times(r['hi'])}: "
+                            "a near tie that the timing noise of single steps tips either way)" if r else "") + ".")
     else:
         text += (" Which tree it chose per step (and how often no draft at all) is " + NOT_MEASURED
                  + " in this benchmark file; the live table of CAST's choice in this notebook shows it for this machine.")

@@ -120,7 +120,14 @@ def test_per_batch_sentence_says_where_cast_wins_and_what_it_chose():
     assert "not measured" in text and "worst batch size is 0.70x" in text
     text = cast.panel.per_batch_sentence(cast.bench.headline(bench_result(choice=True)), margin=0.03)
     assert "0 % at batch 1, 50 % at batch 2 and 90 % at batch 4" in text and "not measured" not in text
-    assert "still drafted on some steps (batch 4)" in text
+    assert "skipped the draft on most steps (batch 4)" in text and "learning which choice pays" in text
+    res = bench_result(choice=True, cast_plain=(1.5, 0.9, 0.7))  # batch 2 slower while drafting half its steps
+    res["rows"] = [dict(r, choice={**r["choice"], "no_draft_share": 0.2}) if r.get("batch") == 2 and "choice" in r
+                   else r for r in res["rows"]]
+    res["paired"] = {"2": {"median": 0.9, "lo": 0.85, "hi": 0.99, "over_plain": [0.85, 0.9, 0.99], "lossless": True}}
+    text = cast.panel.per_batch_sentence(cast.bench.headline(res), margin=0.03)
+    assert "At batch 2 it drafted on 80 % of its steps" in text and "ranged from 0.85x to 0.99x" in text
+    assert "skipped the draft on most steps (batch 4)" in text
 
 
 def test_per_batch_table_and_figure_show_missing_choices_as_not_measured():
