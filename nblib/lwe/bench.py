@@ -21,6 +21,7 @@ from .metrics import paired_difference, summarize
 LABELS = {"vanilla": "Vanilla (both orders)", "logprob": "Vanilla, log-prob verdict", "ssp": "SSP",
           "lwe": "LWE", "selective": "Selective LWE", "selective-debiased": "Selective LWE, debiased gate (adaptation)"}
 RUNS_FILE = DATA / "runs_smollm2_hhh.json"
+GEMMA_RUNS_FILE = DATA / "runs_gemma3_hhh.json"      # optional second local judge (scripts/lwe_runs.py --model gemma3)
 
 
 def key(method: str, batch_size: int | None = None, gate: str = "parsed") -> str:
@@ -163,8 +164,12 @@ GOAL_RATIO = 0.6     # issue 25: Selective LWE at most 0.6 x LWE's calls per cas
 REAL_JUDGES = {      # ... on a real local judge; its methods -> the run names in the runs file
     "SmolLM2-135M, paper's gate (raw verdicts)": {"vanilla": "vanilla", "logprob": "logprob", "ssp": "ssp",
                                                    "lwe": "lwe@4", "selective": "selective@4"},
-    "SmolLM2-135M, debiased gate (adaptation)": {"vanilla": "vanilla", "lwe": "lwe@4",
+    "SmolLM2-135M, debiased gate (adaptation)": {"vanilla": "vanilla", "logprob": "logprob", "lwe": "lwe@4",
                                                   "selective": "selective-debiased@4"},
+}
+GEMMA_JUDGES = {     # judges read from GEMMA_RUNS_FILE when it exists
+    "Gemma-3-270M (base), debiased gate (adaptation)": {"vanilla": "vanilla", "logprob": "logprob", "lwe": "lwe@4",
+                                                         "selective": "selective-debiased@4"},
 }
 
 
@@ -191,6 +196,15 @@ def judge_entry(records: dict[str, RunRecord], methods: dict[str, str]) -> dict 
         out["position_prior"] = present["selective"].config["position_prior"]
     if "lwe" in summ:
         out["selective_over_lwe_calls"] = round(sel["calls_per_case"] / summ["lwe"]["calls_per_case"], 4)
+    else:            # LWE not run on this judge: its calls per case are the formula's (tests pin runs to it)
+        b = present["selective"].config.get("batch_size", 4)
+        lwe_calls = formula_calls_per_case("lwe", b)
+        out["calls_per_case"]["lwe (formula)"] = round(lwe_calls, 4)
+        out["selective_over_lwe_calls"] = round(sel["calls_per_case"] / lwe_calls, 4)
+    if "logprob" in present and out.get("position_prior") is not None:
+        from .debias import inconsistent_share  # the gate's r on every log-prob case (often more than Selective's)
+        out["r_logprob_cases"] = {"r": round(inconsistent_share(present["logprob"], out["position_prior"]), 4),
+                                  "n": present["logprob"].n}
     if "vanilla" in present:
         d = paired_difference(present["selective"], present["vanilla"])
         out["selective_minus_vanilla_accuracy"] = [round(d["difference"], 4), round(d["lo"], 4), round(d["hi"], 4),
@@ -224,9 +238,12 @@ def goal(judges: dict) -> dict:
             "raw_ratio": real.get(next(iter(REAL_JUDGES)), {}).get("selective_over_lwe_calls")}
 
 
-def judges(records: dict[str, RunRecord], sweep=None, batch_size: int = 4) -> dict:
-    """Every judge of the benchmark's JSON: the real ones from the runs, then the scripted ones from the sweep."""
+def judges(records: dict[str, RunRecord], sweep=None, batch_size: int = 4, gemma: dict | None = None) -> dict:
+    """Every judge of the benchmark's JSON: the real ones from the runs (and `gemma`, Gemma-3-270M's records when
+    given), then the scripted ones from the sweep."""
     out = {name: judge_entry(records, methods) for name, methods in REAL_JUDGES.items()}
+    if gemma:
+        out.update({name: judge_entry(gemma, methods) for name, methods in GEMMA_JUDGES.items()})
     out = {k: v for k, v in out.items() if v is not None}
     if sweep is not None:
         out.update(scripted_entries(sweep, batch_size))

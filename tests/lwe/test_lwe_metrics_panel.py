@@ -119,3 +119,15 @@ def test_trace_summary_says_what_the_record_says(scripted, cases):
     assert f"verdict is {rec.cases[0]['verdict']}" in text and "M stayed as it was" in text
     ok = lwe.run("lwe", scripted(update_chars=900), cases[:4], lwe.JudgeConfig(batch_size=4))
     assert "was accepted and replaced M" in panel.trace_summary(ok)
+
+
+def test_judge_entry_without_an_lwe_run_reads_lwe_calls_from_the_formula(records):
+    """A judge where only Selective LWE ran (Gemma): its ratio is against LWE's formula calls, 5 + 1/B."""
+    entry = bench.judge_entry(records, {"vanilla": "vanilla", "selective": "selective@4"})
+    sel = entry["calls_per_case"]["selective"]
+    assert entry["calls_per_case"]["lwe (formula)"] == pytest.approx(5.25)
+    assert entry["selective_over_lwe_calls"] == pytest.approx(sel / 5.25, abs=1e-3)
+    assert not set(bench.GEMMA_JUDGES) & set(bench.judges(records, gemma=records))  # no debiased run: no entry
+    gemma = bench.judges(records, gemma={"selective-debiased@4": records["selective@4"]})
+    (name,) = bench.GEMMA_JUDGES
+    assert gemma[name]["selective_over_lwe_calls"] == entry["selective_over_lwe_calls"]
