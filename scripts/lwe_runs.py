@@ -12,7 +12,8 @@ Usage: python scripts/lwe_runs.py [--set hhh] --jobs logprob:120 vanilla:48 sele
 
 Two builds can share one store on the two cores (each appends whole lines) if each writes its own runs file
 (--out); `--merge FILE ...` then folds their runs and provenance into the shipped runs file without running
-anything.
+anything, and drops the store's repeated lines (a call both builds made, such as LWE's and Selective LWE's
+first rubric from the same meta-prompt, is written by each).
 """
 from __future__ import annotations
 
@@ -59,13 +60,13 @@ def main(argv=None) -> int:
     ap.add_argument("--table", action="store_true", help="print the runs of --out as data/lwe/README.md's table")
     args = ap.parse_args(argv)
     out = args.out or ROOT / "data" / "lwe" / f"runs_{slug(args.model)}_{args.set}.json"
+    store_path = args.store or ROOT / "data" / "lwe" / f"store_{slug(args.model)}_{args.set}.jsonl"
     if args.merge:
-        return merge(out, args.merge)
+        return merge(out, args.merge, store_path)
     if args.table:
         print(table(out))
         return 0
     jobs = [parse_job(j) for j in args.jobs]
-    store_path = args.store or ROOT / "data" / "lwe" / f"store_{slug(args.model)}_{args.set}.jsonl"
     lm = llm.connect(args.model)
     store = lwe.ResponseStore(store_path)
     records, jobs_meta = {}, {}
@@ -112,9 +113,10 @@ def table(path: Path) -> str:
     return "\n".join(lines)
 
 
-def merge(out: Path, others: list[Path]) -> int:
+def merge(out: Path, others: list[Path], store_path: Path | None = None) -> int:
     """Fold the runs (and each run's provenance in meta.jobs) of other runs files into `out`; a run of the same
-    name is replaced by the other file's. The files must judge the same model on the same case set."""
+    name is replaced by the other file's. The files must judge the same model on the same case set. The shared
+    response store, when given, keeps one line per call."""
     meta, records = bench.load_runs(out) if out.exists() else ({}, {})
     jobs_meta = dict(meta.get("jobs", {}))
     for path in others:
@@ -131,6 +133,8 @@ def merge(out: Path, others: list[Path]) -> int:
     meta = {**meta, "jobs": jobs_meta, "n": max(j["n"] for j in jobs_meta.values()), "machine": bench.machine()}
     bench.save_runs(out, records, meta)
     print(f"wrote {out}: {len(records)} runs", flush=True)
+    if store_path is not None:
+        print(f"{store_path}: {lwe.ResponseStore(store_path).compact()} repeated line(s) dropped", flush=True)
     return 0
 
 

@@ -12,6 +12,7 @@ that send the same prompt (vanilla and Selective LWE's check) reuse one answer.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -110,6 +111,19 @@ class ResponseStore:
                 f.flush()
                 os.fsync(f.fileno())
 
+    def compact(self) -> int:
+        """Rewrite the file with one line per key (builds that shared it may have made the same call); returns how
+        many repeated lines were dropped."""
+        if self.path is None or not self.path.exists():
+            return 0
+        lines = sum(1 for line in self.path.read_text(errors="replace").splitlines() if line.strip())
+        dropped = lines - len(self.skipped) - len(self.rows)
+        if dropped:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows.values()))
+            os.replace(tmp, self.path)
+        return dropped
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -150,12 +164,11 @@ def choice_logprobs(lm, messages: list[dict], continuation: str, options=("A", "
         if k < len(ids) or k >= len(full):   # the option merged into the continuation's last token
             raise llm.LogprobsUnavailable(f"the option {opt!r} does not start a new token after {continuation!r}")
         firsts.append(full[k])
-    x = torch.tensor([ids], device=lm.device)
+    # only the last position's logits where the model allows it: Gemma's 262k-word head over every position
+    # doubles the pass
+    last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(lm.model.forward).parameters else {}
     with torch.no_grad():
-        try:         # only the last position's logits: Gemma's 262k-word head over every position doubles the pass
-            logits = lm.model(input_ids=x, logits_to_keep=1).logits[0, -1].float()
-        except TypeError:                       # a model whose forward has no logits_to_keep
-            logits = lm.model(input_ids=x).logits[0, -1].float()
+        logits = lm.model(input_ids=torch.tensor([ids], device=lm.device), **last).logits[0, -1].float()
     lp = torch.log_softmax(logits, -1)
     return [float(lp[t]) for t in firsts], len(ids)
 

@@ -15,6 +15,7 @@ import platform
 from pathlib import Path
 
 from .data import DATA
+from .debias import inconsistent_share
 from .methods import JudgeConfig, RunRecord, formula_calls_per_case, run
 from .metrics import paired_difference, summarize
 
@@ -148,6 +149,11 @@ def save_runs(path: str | Path, records: dict[str, RunRecord], meta: dict) -> Pa
     return path
 
 
+def gemma_runs() -> dict[str, RunRecord]:
+    """Gemma-3-270M's shipped run records (GEMMA_RUNS_FILE), or {} where they were not built."""
+    return load_runs(GEMMA_RUNS_FILE)[1] if GEMMA_RUNS_FILE.exists() else {}
+
+
 def load_runs(path: str | Path = RUNS_FILE) -> tuple[dict, dict[str, RunRecord]]:
     """The provenance and the run records of a runs file (default: the shipped SmolLM2 runs on HHH)."""
     path = Path(path)
@@ -201,8 +207,7 @@ def judge_entry(records: dict[str, RunRecord], methods: dict[str, str]) -> dict 
         lwe_calls = formula_calls_per_case("lwe", b)
         out["calls_per_case"]["lwe (formula)"] = round(lwe_calls, 4)
         out["selective_over_lwe_calls"] = round(sel["calls_per_case"] / lwe_calls, 4)
-    if "logprob" in present and out.get("position_prior") is not None:
-        from .debias import inconsistent_share  # the gate's r on every log-prob case (often more than Selective's)
+    if "logprob" in present and out.get("position_prior") is not None:  # the gate's r on every log-prob case
         out["r_logprob_cases"] = {"r": round(inconsistent_share(present["logprob"], out["position_prior"]), 4),
                                   "n": present["logprob"].n}
     if "vanilla" in present:
