@@ -314,7 +314,7 @@ class CastPolicy:
 
     def __init__(self, profiles, c1: float = 1.0, c2: float | None = None, c3: float | None = None, top_k: int = 8,
                  max_depth: int = 8, max_verify: int = 64, buffer: int = 4, probe: int = 32, warmup: int = 2,
-                 measured: bool = True, margin: float = 0.05):
+                 measured: bool = True, margin: float = 0.05, prior: float | None = 0.5):
         if isinstance(profiles, LatencyProfile):
             profiles = {profiles.batch: profiles}
         if not profiles:
@@ -327,11 +327,16 @@ class CastPolicy:
         if not isinstance(margin, (int, float)) or not 0.0 <= margin < 1.0:
             raise ValueError("margin is the fraction by which drafting must beat a plain step, in [0, 1); "
                              f"got {margin!r}")
+        if prior is not None and (isinstance(prior, bool) or not isinstance(prior, (int, float))
+                                  or not 0.0 <= prior <= 1.0):
+            raise ValueError("prior is the chance, assumed before any step is measured, that the draft's next token "
+                             f"is the target's (per chain level), in [0, 1], or None; got {prior!r}")
         self.profiles = dict(profiles)
         self.c1, self.c2, self.c3 = c1, c2, c3
         self.top_k, self.max_depth, self.max_verify, self.R = top_k, max_depth, max_verify, buffer
         self.probe, self.warmup, self.measured = probe, warmup, bool(measured)
         self.margin = float(margin)       # drafting must beat a plain step by this fraction: a tie decodes plainly
+        self.prior = None if prior is None else float(prior)  # assumed acceptance per level before any measurement
         self.stats: dict[int, dict] = {}  # per batch size, kept across calls: what drafted / plain steps emitted and cost
         self.reset()
 
@@ -341,29 +346,86 @@ class CastPolicy:
         self._prev_u = None
         self._draft_cost = 0.0
         self._step_cost = None
+        self._last_batch = None  # the batch size of this call's previous step (rows finish: it shrinks)
         self.log: list[dict] = []
 
     # --------------------------------------------------------------- draft at all? ("no draft" is a choice)
     def _stats(self, batch: int) -> dict:
-        return self.stats.setdefault(batch, {"n": 0, "emitted": 0.0, "cost_s": 0.0, "sec_s": 0.0,
-                                             "n_plain": 0, "emitted_plain": 0.0, "sec_plain": 0.0,
-                                             "skipped": 0, "wait": self.probe, "arm": True})
+        if batch not in self.stats:
+            self.stats[batch] = {"n": 0, "emitted": 0.0, "cost_s": 0.0, "sec_s": 0.0,
+                                 "n_plain": 0, "emitted_plain": 0.0, "sec_plain": 0.0,
+                                 "skipped": 0, "wait": self.probe, "arm": True}
+            self._seed(batch)
+        return self.stats[batch]
+
+    def _seed(self, batch: int) -> None:
+        """A batch size first seen when rows of this call finish starts from the rates measured at the batch size
+        it shrank from (per row, a step over 3 rows costs about what it cost over 4), capped at `warmup` steps of
+        each kind so its own steps soon outweigh them, instead of paying a fresh warm-up for a few steps."""
+        src = self.stats.get(self._last_batch) if self._last_batch is not None and self._last_batch > batch \
+            else None
+        if src is None or not (src["n"] >= 1 and src["n_plain"] >= self.warmup):
+            return
+        st = self.stats[batch]
+        for k in ("emitted", "cost_s", "sec_s", "emitted_plain", "sec_plain", "arm"):
+            st[k] = src[k]
+        st["n"], st["n_plain"], st["warm"] = min(src["n"], self.warmup), min(src["n_plain"], self.warmup), False
+        st["seeded_from"] = self._last_batch
+
+    def prior_rate(self, batch: int, context: int) -> float:
+        """Tokens per second of the best drafted chain the profile predicts before any drafted step was seen: a
+        chain of k levels emits 1 + p + ... + p^k tokens (p = `prior` per level) and costs the step's measured
+        overhead, k draft forwards, k - 1 levels' overhead and a (k + 1)-token verify (0 with prior=None)."""
+        if self.prior is None:
+            return 0.0
+        p, oh = self.prof(batch), self.prof(batch).overhead
+        best = 0.0
+        for k in range(1, self.max_depth + 1):
+            tokens = sum(self.prior ** i for i in range(k + 1))
+            sec = (oh.get("step_s", 0.0) + k * p.draft(context, 1) + (k - 1) * oh.get("level_s", 0.0)
+                   + p.target(context, k + 1))
+            best = max(best, tokens / max(sec, 1e-12))
+        return best
 
     def rates(self, batch: int, context: int) -> tuple[float, float]:
         """(tokens per second of a drafted step, of a step without a draft) at this batch size, as the policy
-        sees them now: measured seconds once both kinds of step were observed `warmup` times (`measured=True`),
-        else the profile's predictions (drafted: draft + overheads + verify; plain: one target token + the
-        measured no-draft overhead)."""
+        sees them now: measured seconds once steps without a draft were observed `warmup` times and drafted
+        steps at least once (`measured=True`; a probe after a skipped warm-up is judged on its own seconds, the
+        draft's catch-up on the skipped tokens included), else the profile's predictions (drafted: the measured tokens per predicted draft + overheads + verify
+        seconds, or `prior_rate` before any drafted step; plain: one target token + the measured no-draft
+        overhead)."""
         st = self._stats(batch)
-        if self.measured and st["n"] >= self.warmup and st["n_plain"] >= self.warmup:
+        if self.measured and st["n"] >= 1 and st["n_plain"] >= self.warmup:
             return (st["emitted"] / max(st["sec_s"], 1e-12), st["emitted_plain"] / max(st["sec_plain"], 1e-12))
-        return st["emitted"] / max(st["cost_s"], 1e-12), 1.0 / max(self.prof(batch).step_nodraft(context), 1e-12)
+        plain = 1.0 / max(self.prof(batch).step_nodraft(context), 1e-12)
+        if st["n"] == 0:
+            return self.prior_rate(batch, context), plain
+        return st["emitted"] / max(st["cost_s"], 1e-12), plain
+
+    def warms_up(self, batch: int, context: int) -> bool:
+        """Whether the first steps at this batch size draft (the warm-up): with prior=None always; else only where
+        the profile predicts a drafted chain (`prior_rate`) could beat a plain step by `margin`. Where even that
+        loses (a large batch on a CPU: a drafted step costs about two plain ones), CAST decodes plainly from the
+        first step and only the probes try drafting. Decided once per batch size, at its first step."""
+        st = self._stats(batch)
+        if "warm" not in st:
+            if self.prior is None:
+                st["warm"] = True
+            else:
+                plain = 1.0 / max(self.prof(batch).step_nodraft(context), 1e-12)
+                st["warm"] = self.prior_rate(batch, context) >= (1.0 + self.margin) * plain
+            if not st["warm"]:
+                st["arm"] = False
+        return st["warm"]
 
     def should_draft(self, batch: int, context: int) -> bool:
         """Draft this step unless steps without a draft emit more tokens per second than drafted ones.
 
-        It drafts the first `warmup` steps at a batch size, then (with `measured=True`, the default) decodes
-        `warmup` steps without a draft, so both rates rest on measured seconds: the profile predicts a drafted
+        It drafts the first `warmup` steps at a batch size (where `warms_up`: the profile, with an assumed
+        acceptance `prior` per level, says drafting could pay; else it starts without a draft; a batch size
+        reached when rows finish starts from the rates of the one it shrank from, `_seed`), then (with
+        `measured=True`, the default) decodes `warmup` steps without a draft, so both rates rest on measured
+        seconds: the profile predicts a drafted
         step's forwards, but not everything a real step costs (the draft's small ops, the cache bookkeeping,
         BLAS threads warming up), and at large batches that gap decides the choice. With `measured=False`, or
         until both kinds of step were measured, the rates come from the profile (`rates`). Means are running
@@ -375,7 +437,8 @@ class CastPolicy:
         goes to the plain step, which has no warm-up, catch-up or acceptance variance to pay.
         """
         st = self._stats(batch)
-        if st["n"] < self.warmup:
+        self._last_batch = batch
+        if st["n"] < self.warmup and self.warms_up(batch, context):
             return True
         if self.measured and st["n_plain"] < self.warmup:
             choice = False
@@ -484,6 +547,7 @@ class CastPolicy:
     def __repr__(self) -> str:
         return (f"CastPolicy(c1={self.c1}, c2={self.c2}, c3={self.c3}, top_k={self.top_k}, "
                 f"max_depth={self.max_depth}, probe={self.probe}, measured={self.measured}, margin={self.margin}, "
+                f"prior={self.prior}, "
                 f"batches={sorted(self.profiles)})")
 
 

@@ -111,18 +111,83 @@ def test_cast_policy_bad_input():
 
 
 def test_cast_drafts_nothing_when_the_profile_says_drafting_costs_more(models, prompts):
-    """A profile whose draft costs a second per level: after one drafted step CAST decodes without a draft (apart
-    from rare probes), and the output is still the target's greedy output."""
+    """A profile whose draft costs a second per level: CAST decodes without a draft from its first step (no
+    drafted warm-up: even a draft that is always right could not pay), apart from rare probes, and the output is
+    still the target's greedy output. With prior=None (warm up whatever the profile says) it drafts first, then
+    stops."""
     T, D = models["t_small"], models["d_rand"]
     ps = prompts(4)
     ref = cast.greedy_reference(T, ps, 40)
     dear = {4: cast.linear_profile(4, 1e-3, 1e-3, draft_lam=1.0, draft_delta=1.0)}
     for draft in (D, T):  # even a draft that is always right does not pay for itself here
-        pol = cast.CastPolicy(dear, probe=16, warmup=2, measured=False)
+        for prior in (0.5, 1.0):
+            pol = cast.CastPolicy(dear, probe=16, warmup=2, measured=False, prior=prior)
+            res = cast.generate(T, draft, ps, 40, pol)
+            assert res.sequences == ref
+            none = [s == (0, 0, 0) for s in res.shapes]
+            assert all(none[:16]) and sum(none) >= len(none) - 2, res.shapes  # the first probe after 16 steps
+        pol = cast.CastPolicy(dear, probe=16, warmup=2, measured=False, prior=None)
         res = cast.generate(T, draft, ps, 40, pol)
         assert res.sequences == ref
         none = sum(s == (0, 0, 0) for s in res.shapes)
         assert res.shapes[0] != (0, 0, 0) and none >= len(res.shapes) - 4, res.shapes
+
+
+def test_the_warm_up_drafts_only_where_the_profile_says_drafting_could_pay():
+    """prior_rate: the best chain's tokens (1 + p + ... + p^k) per predicted second (step overhead, k draft
+    forwards, k - 1 levels' overhead, a (k + 1)-token verify). A CPU-like profile (a step's cost mostly fixed,
+    a cheap draft) warms up; the same profile with a drafted step's overhead of two plain steps (batch 8 on a
+    2-core CPU) starts without a draft; rows finishing (a new batch size) are decided again."""
+    cpu = cast.linear_profile(1, 1e-4, 40e-3, draft_lam=1e-4, draft_delta=2e-3)  # 40 ms a step, 2 ms a draft level
+    cpu.overhead = {"nodraft_s": 0.0, "step_s": 3e-3, "level_s": 3e-3}
+    pol = cast.CastPolicy(cpu, max_depth=4)
+    k1 = 1.5 / (3e-3 + 2.1e-3 + 40.2e-3)
+    k2 = 1.75 / (3e-3 + 2 * 2.1e-3 + 3e-3 + 40.3e-3)
+    assert pol.prior_rate(1, 100) == pytest.approx(max(k1, k2, pol.prior_rate(1, 100)))
+    assert pol.prior_rate(1, 100) >= k2 > 1.05 / 40.1e-3
+    assert pol.warms_up(1, 100) and pol.should_draft(1, 100)
+    b8 = cast.linear_profile(8, 1e-4, 60e-3, draft_lam=1e-3, draft_delta=8e-3)
+    b8.overhead = {"nodraft_s": 0.0, "step_s": 40e-3, "level_s": 10e-3}
+    pol = cast.CastPolicy({1: cpu, 8: b8}, max_depth=4)
+    assert pol.prior_rate(8, 100) < 1.05 / b8.step_nodraft(100)
+    assert not pol.should_draft(8, 100) and not pol.warms_up(8, 100)
+    assert pol.log[-1]["verify"] == 0
+    assert not pol.warms_up(7, 100)  # 7 rows left: the nearest profile (8) decides again
+    assert pol.warms_up(1, 100)
+    assert cast.CastPolicy(b8, prior=None).should_draft(8, 100)  # prior=None: always warm up
+    assert cast.CastPolicy(b8, prior=1.0).prior_rate(8, 100) > pol.prior_rate(8, 100)
+
+
+def test_a_fresh_policy_that_skipped_the_warm_up_still_probes_drafting():
+    """Without a warm-up the losing choice is still tried after `probe` plain steps; a probe that emits enough
+    tokens for its predicted cost turns drafting on."""
+    b8 = cast.linear_profile(8, 1e-4, 60e-3, draft_lam=1e-3, draft_delta=8e-3)
+    b8.overhead = {"nodraft_s": 0.0, "step_s": 40e-3, "level_s": 10e-3}
+    pol = cast.CastPolicy(b8, probe=8, measured=False)
+    choices = []
+    for _ in range(9):
+        choices.append(pol.should_draft(8, 100))
+        if not choices[-1]:
+            pol.observe(8, 1.0, 0.06, False)
+    assert choices == [False] * 8 + [True], choices  # 8 plain steps, then the probe
+    scores = torch.log(torch.tensor([[0.99, 0.005]] * 8))
+    pol.width(cast.tree.LevelInfo(1, scores, 100, 8))
+    pol.n_verify(scores, 100)
+    pol.observe(8, 6.0, 0.12, True)  # an (unrealistically) good probe: 6 tokens per row
+    assert pol.rates(8, 100)[0] > 1.05 * pol.rates(8, 100)[1]
+    assert pol.should_draft(8, 100)
+    # measured=True (the default): the probe is judged on its measured seconds against the measured plain steps
+    for probe_s, drafts in ((0.5, False), (0.12, True)):  # 6 tokens in 0.5 s (a slow catch-up) loses to 1 in 0.06
+        pol = cast.CastPolicy(b8, probe=8)
+        for _ in range(10):  # 2 measured plain steps, then 8 skipped ones
+            assert not pol.should_draft(8, 100)
+            pol.observe(8, 1.0, 0.06, False)
+        assert pol.should_draft(8, 100)
+        pol.width(cast.tree.LevelInfo(1, scores, 100, 8))
+        pol.n_verify(scores, 100)
+        pol.observe(8, 6.0, probe_s, True)
+        assert pol.rates(8, 100) == pytest.approx((6.0 / probe_s, 1.0 / 0.06))
+        assert pol.should_draft(8, 100) is drafts
 
 
 def test_cast_keeps_drafting_when_drafting_pays(models, prompts):
@@ -144,8 +209,8 @@ def test_no_draft_rate_counts_the_measured_overhead():
     p.overhead = {"nodraft_s": 5e-3, "step_s": 0.0, "level_s": 0.0}
     assert p.step_nodraft(100) == pytest.approx(7e-3)
     p.overhead = {"nodraft_s": 0.0, "step_s": 0.05, "level_s": 0.0}  # a drafted step costs 50 ms more
-    pol = cast.CastPolicy(p, warmup=1, probe=16, measured=False)
-    assert pol.should_draft(1, 100)  # nothing observed yet: draft
+    pol = cast.CastPolicy(p, warmup=1, probe=16, measured=False, prior=None)
+    assert pol.should_draft(1, 100)  # nothing observed yet: draft (prior=None: the warm-up drafts regardless)
     scores = torch.log(torch.tensor([[0.5, 0.2, 0.1]]))
     pol.width(cast.tree.LevelInfo(1, scores, 100, 1))
     pol.n_verify(scores, 100)
@@ -161,8 +226,8 @@ def test_measured_rates_decide_once_both_kinds_of_step_were_seen():
     """measured=True: after `warmup` drafted steps it decodes `warmup` steps without a draft, then compares the
     measured tokens per second of both, whatever the profile predicted; the loser is probed after 16, 32, ..."""
     import copy
-    p = cast.linear_profile(1, 1e-3, 1e-3)  # predicts drafting is cheap
-    pol = cast.CastPolicy(p, warmup=2, probe=16)
+    p = cast.linear_profile(1, 1e-3, 1e-3)  # predicts a drafted step emitting 2 tokens is as fast as a plain one
+    pol = cast.CastPolicy(p, warmup=2, probe=16, prior=None)  # warm up whatever the profile predicts
     scores = torch.log(torch.tensor([[0.9, 0.05, 0.01]]))
 
     def drafted(seconds):
@@ -204,7 +269,7 @@ def test_cast_stops_drafting_a_draft_that_is_slow_in_practice(models, prompts):
     slow = copy.deepcopy(T)
     slow.register_forward_pre_hook(lambda mod, args: time.sleep(0.06))
     ps = prompts(2)
-    free = {2: cast.linear_profile(2, 1e-3, 1e-3, draft_lam=0.0, draft_delta=0.0)}
+    free = {2: cast.linear_profile(2, 1e-4, 1e-3, draft_lam=0.0, draft_delta=0.0)}  # a step's cost mostly fixed
     pol = cast.CastPolicy(free, warmup=2, probe=16)
     res = cast.generate(T, slow, ps, 40, pol)
     assert res.sequences == cast.greedy_reference(T, ps, 40)
@@ -235,6 +300,40 @@ def test_a_near_tie_decodes_without_a_draft(draft_rate, drafts):
         rd, rp = pol.rates(1, 100)
         assert rd == pytest.approx(draft_rate) and rp == pytest.approx(100.0)
         assert pol.should_draft(1, 100) is expect
+
+
+def test_rows_finishing_start_from_the_rates_of_the_batch_they_shrank_from():
+    """Batch 4 measured (plain steps win): when a row finishes, batch 3 decodes without a draft at once (no
+    second warm-up) from batch 4's rates; a call that starts at batch 3, or a batch 4 not yet measured, is not
+    seeded."""
+    cpu = cast.linear_profile(4, 1e-4, 40e-3, draft_lam=1e-4, draft_delta=2e-3)
+    cpu.overhead = {"nodraft_s": 0.0, "step_s": 3e-3, "level_s": 3e-3}
+    scores = torch.log(torch.tensor([[0.6, 0.2]] * 4))
+    pol = cast.CastPolicy(cpu, probe=16)
+    for _ in range(2):  # the warm-up: two drafted steps, each slower per token than a plain one
+        assert pol.should_draft(4, 100)
+        pol.width(cast.tree.LevelInfo(1, scores, 100, 4))
+        pol.n_verify(scores, 100)
+        pol.observe(4, 1.3, 0.09, True)
+    for _ in range(2):
+        assert not pol.should_draft(4, 100)
+        pol.observe(4, 1.0, 0.045, False)
+    assert not pol.should_draft(4, 100)
+    assert not pol.should_draft(3, 100)  # a row finished: no fresh warm-up
+    assert pol.stats[3]["seeded_from"] == 4 and pol.stats[3]["n"] == 2
+    assert pol.rates(3, 100) == pytest.approx(pol.rates(4, 100))
+    pol.reset()
+    assert pol.should_draft(2, 100) and "seeded_from" not in pol.stats[2]  # a new call at batch 2: its own warm-up
+    fresh = cast.CastPolicy(cpu, probe=16)
+    assert fresh.should_draft(4, 100) and fresh.should_draft(3, 100)  # nothing measured at 4 yet: no seed
+    assert "seeded_from" not in fresh.stats[3]
+
+
+@pytest.mark.parametrize("prior", [-0.1, 1.5, "half", True, float("nan")])
+def test_prior_out_of_range_is_one_clear_error(prior):
+    """A prior outside [0, 1] (or not a number) names what it is."""
+    with pytest.raises(ValueError, match="prior"):
+        cast.CastPolicy(cast.linear_profile(1, 1e-3, 1e-3), prior=prior)
 
 
 @pytest.mark.parametrize("margin", [-0.1, 1.0, "5%"])
