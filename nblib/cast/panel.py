@@ -445,9 +445,10 @@ def per_batch_sentence(head: dict, margin: float = 0.03) -> str:
             mostly_drafted = [b for b, _ in lose if known.get(b) is not None and known[b] < 0.5]
             if mostly_plain:
                 text += (" Where it is slower and skipped the draft on most steps (batch " + _list(mostly_plain)
-                         + "), the gap is the steps it spends learning which choice pays (a few drafted and a few "
-                         "plain steps at the start, then a probe of the losing choice now and then) and what its "
-                         "steps without a draft cost beyond the plain loop's.")
+                         + "), the gap is the steps it spends learning which choice pays (a few drafted steps at "
+                         "the start where its profile said drafting could pay, then a probe of the losing choice now "
+                         "and then, the draft first reading every token it skipped) and what its steps without a "
+                         "draft cost beyond the plain loop's.")
             for b in mostly_drafted:
                 r = rounds.get(str(b), rounds.get(b))
                 text += (f" At batch {b} it drafted on {prose.percent(1 - known[b])} of its steps: its own timings "
