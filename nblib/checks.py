@@ -48,6 +48,10 @@ def number(name: str, value: Any, low: float | None = None, high: float | None =
     return v
 
 
+MAX_RESAMPLES = 100_000  # bootstrap resamples: more add no precision to a percentile interval; all are held at once
+# (10^8 resamples of 30 values fill 24 GB)
+
+
 def whole(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """`value` as an int: a Python or numpy integer (or a float with no fraction, e.g. 4.0), in [low, high]."""
     where = _range_text(low, high)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nblib import checks, lwe
 from nblib.lwe import debias, metrics, methods
+from nblib.taskworld import metrics as tw_metrics
 from property_helpers import FAST, named
 
 ANY = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
@@ -157,6 +159,17 @@ def test_the_bootstrap_interval_brackets_the_mean_or_names_the_argument(values, 
     else:
         x = np.asarray(values, float)
         assert math.isfinite(lo) and math.isfinite(hi) and x.min() - 1e-12 <= lo <= hi <= x.max() + 1e-12
+
+
+@pytest.mark.parametrize("n_boot", [10**8, 1e8, np.int64(10**9)])
+def test_a_bootstrap_too_large_to_hold_names_n_boot_instead_of_filling_memory(n_boot):
+    """Every resample is held at once (n_boot x values): 10^8 resamples of 30 values would take 24 GB (a CI run
+    was killed by the kernel for it when Hypothesis drew n_boot = 1e8). Above checks.MAX_RESAMPLES: one error."""
+    with pytest.raises(checks.BadArgument, match="n_boot"):
+        metrics.bootstrap([0.0, 1.0] * 15, n_boot)
+    with pytest.raises(checks.BadArgument, match="n_boot"):
+        tw_metrics.bootstrap_interval([0.0, 1.0] * 15, n_boot)
+    assert metrics.bootstrap([0.0, 1.0], checks.MAX_RESAMPLES // 100)[0] <= 0.5
 
 
 def test_the_bootstrap_of_no_values_is_nan_by_design():

@@ -31,7 +31,7 @@ def _arrays(rec) -> dict:
 
 def bootstrap(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of per-case values ((nan, nan) for no values)."""
-    n_boot = checks.whole("n_boot", n_boot, low=1)
+    n_boot = checks.whole("n_boot", n_boot, low=1, high=checks.MAX_RESAMPLES)
     level = checks.number("level", level, 0, 1, low_open=True, high_open=True, hint="the interval's coverage")
     x = np.asarray(values, dtype=float)
     if x.size == 0:

@@ -6,6 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .. import checks
 from ..cost import measure_flops, transformer_flops
 from . import problems as T
 from .generation import generate, solve
@@ -106,6 +107,7 @@ def specialist_matrix(names: Sequence[str], problems: Sequence[T.Problem]):
 
 def bootstrap_interval(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of `values` (e.g. per-problem 0/1 correctness)."""
+    n_boot = checks.whole("n_boot", n_boot, low=1, high=checks.MAX_RESAMPLES)
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         raise ValueError("a bootstrap interval needs at least one value")
