@@ -60,6 +60,7 @@ def main() -> None:
         source, model = f"shipped runs ({meta['store']}; {meta['machine']['date']})", meta["model"]
     sweep = scripted.sweep(lwe.stream(lwe.load("hhh"), n=args.scripted_n), batch_sizes=(args.batch_size,))
     gemma = bench.gemma_runs() if not args.live else {}
+    gemma_text = gemma_line(gemma) if not args.live else "not read with --live"
     judges = bench.judges(records, sweep, args.batch_size, gemma=gemma)
     t = bench.table(records)
     cols = ["cases", "accuracy", "95% interval", "consistency", "said A", "calls / case", "formula",
@@ -81,7 +82,7 @@ def main() -> None:
           f"{g['best_ratio']}x; the paper's gate on raw verdicts {g['raw_ratio']}x")
     print(f"wall {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.2f})")
     out = {"benchmark": "lwe", "model": model, "batch_size": args.batch_size, "source": source, "judges": judges,
-           "goal": g, "gemma_3_270m": gemma_line(gemma) if not args.live else "not read with --live", "loadavg": round(os.getloadavg()[0], 2)}
+           "goal": g, "gemma_3_270m": gemma_text, "loadavg": round(os.getloadavg()[0], 2)}
     print(json.dumps(out))
 
 

@@ -378,26 +378,31 @@ class CastPolicy:
         overhead, k draft forwards, k - 1 levels' overhead and a (k + 1)-token verify (0 with prior=None)."""
         if self.prior is None:
             return 0.0
-        p, oh = self.prof(batch), self.prof(batch).overhead
-        best = 0.0
+        p = self.prof(batch)
+        oh = p.overhead
+        best, tokens = 0.0, 1.0
         for k in range(1, self.max_depth + 1):
-            tokens = sum(self.prior ** i for i in range(k + 1))
+            tokens += self.prior ** k
             sec = (oh.get("step_s", 0.0) + k * p.draft(context, 1) + (k - 1) * oh.get("level_s", 0.0)
                    + p.target(context, k + 1))
             best = max(best, tokens / max(sec, 1e-12))
         return best
 
+    def _plain_predicted(self, batch: int, context: int) -> float:
+        """Tokens per second per row of a step without a draft, as the profile predicts it."""
+        return 1.0 / max(self.prof(batch).step_nodraft(context), 1e-12)
+
     def rates(self, batch: int, context: int) -> tuple[float, float]:
         """(tokens per second of a drafted step, of a step without a draft) at this batch size, as the policy
         sees them now: measured seconds once steps without a draft were observed `warmup` times and drafted
         steps at least once (`measured=True`; a probe after a skipped warm-up is judged on its own seconds, the
-        draft's catch-up on the skipped tokens included), else the profile's predictions (drafted: the measured tokens per predicted draft + overheads + verify
-        seconds, or `prior_rate` before any drafted step; plain: one target token + the measured no-draft
-        overhead)."""
+        draft's catch-up on the skipped tokens included), else the profile's predictions (drafted: the measured
+        tokens per predicted draft + overheads + verify seconds, or `prior_rate` before any drafted step; plain:
+        one target token + the measured no-draft overhead)."""
         st = self._stats(batch)
         if self.measured and st["n"] >= 1 and st["n_plain"] >= self.warmup:
             return (st["emitted"] / max(st["sec_s"], 1e-12), st["emitted_plain"] / max(st["sec_plain"], 1e-12))
-        plain = 1.0 / max(self.prof(batch).step_nodraft(context), 1e-12)
+        plain = self._plain_predicted(batch, context)
         if st["n"] == 0:
             return self.prior_rate(batch, context), plain
         return st["emitted"] / max(st["cost_s"], 1e-12), plain
@@ -409,32 +414,26 @@ class CastPolicy:
         first step and only the probes try drafting. Decided once per batch size, at its first step."""
         st = self._stats(batch)
         if "warm" not in st:
-            if self.prior is None:
-                st["warm"] = True
-            else:
-                plain = 1.0 / max(self.prof(batch).step_nodraft(context), 1e-12)
-                st["warm"] = self.prior_rate(batch, context) >= (1.0 + self.margin) * plain
-            if not st["warm"]:
-                st["arm"] = False
+            st["warm"] = self.prior is None or (self.prior_rate(batch, context)
+                                                >= (1.0 + self.margin) * self._plain_predicted(batch, context))
         return st["warm"]
 
     def should_draft(self, batch: int, context: int) -> bool:
         """Draft this step unless steps without a draft emit more tokens per second than drafted ones.
 
         It drafts the first `warmup` steps at a batch size (where `warms_up`: the profile, with an assumed
-        acceptance `prior` per level, says drafting could pay; else it starts without a draft; a batch size
-        reached when rows finish starts from the rates of the one it shrank from, `_seed`), then (with
-        `measured=True`, the default) decodes `warmup` steps without a draft, so both rates rest on measured
-        seconds: the profile predicts a drafted
-        step's forwards, but not everything a real step costs (the draft's small ops, the cache bookkeeping,
-        BLAS threads warming up), and at large batches that gap decides the choice. With `measured=False`, or
-        until both kinds of step were measured, the rates come from the profile (`rates`). Means are running
-        means over the first 10 steps of each kind, then moving averages with weight 0.1, so one unlucky step
-        does not flip the choice. The losing choice is re-tried once after `probe` steps, then after twice
-        as many, ... (a changed acceptance rate or a longer context is noticed); a flip resets the wait.
-        Drafting is chosen only when its rate beats the plain rate by at least `margin` (default 5 %): where the
-        two are within timing noise of each other (batch 2 on a 2-core CPU: 21.8 vs 21.3 tok/s per row), a tie
-        goes to the plain step, which has no warm-up, catch-up or acceptance variance to pay.
+        acceptance `prior` per level, says drafting could pay; else it starts without a draft; a batch size reached
+        when rows finish starts from the rates of the one it shrank from, `_seed`), then (with `measured=True`, the
+        default) decodes `warmup` steps without a draft, so both rates rest on measured seconds: the profile
+        predicts a drafted step's forwards, but not everything a real step costs (the draft's small ops, the cache
+        bookkeeping, BLAS threads warming up), and at large batches that gap decides the choice. With
+        `measured=False`, or until both kinds of step were measured, the rates come from the profile (`rates`).
+        Means are running means over the first 10 steps of each kind, then moving averages with weight 0.1, so one
+        unlucky step does not flip the choice. The losing choice is re-tried once after `probe` steps, then after
+        twice as many, ... (a changed acceptance rate or a longer context is noticed); a flip resets the wait.
+        Drafting is chosen only when its rate beats the plain rate by at least `margin` (default 5 %): where the two
+        are within timing noise of each other (batch 2 on a 2-core CPU: 21.8 vs 21.3 tok/s per row), a tie goes to
+        the plain step, which has no warm-up, catch-up or acceptance variance to pay.
         """
         st = self._stats(batch)
         self._last_batch = batch
