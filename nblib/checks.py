@@ -53,13 +53,15 @@ MAX_RESAMPLES = 100_000  # bootstrap resamples: more add no precision to a perce
 
 
 def whole(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
-    """`value` as an int: a Python or numpy integer (or a float with no fraction, e.g. 4.0), in [low, high]."""
+    """`value` as an int: a Python or numpy integer (or a float with no fraction up to 2^53, e.g. 4.0), in
+    [low, high]."""
     where = _range_text(low, high)
     if isinstance(value, bool):
         raise BadArgument(f"{name} must be a whole number {where}, got {value!r} (a bool)")
     if isinstance(value, numbers.Integral):
         v = int(value)
-    elif isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer():
+    elif isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer() \
+            and abs(float(value)) <= 2 ** 53:  # beyond 2^53 a float is no exact count (and 1e153 overflows sums)
         v = int(value)
     else:
         raise BadArgument(f"{name} must be a whole number {where}, got {value!r} ({type(value).__name__})")

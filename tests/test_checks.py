@@ -46,6 +46,9 @@ def test_the_messages_say_what_to_pass():
     with pytest.raises(ValueError, match=r"tau must be a number in \[0, 1\] \(0 = all\), got nan"):
         checks.number("tau", float("nan"), low=0, high=1, hint="0 = all")
     assert checks.whole("k", np.int64(12), 1, 96) == 12                     # issue 23: numpy ints are whole numbers
+    assert checks.whole("k", 2.0 ** 53) == 2 ** 53
+    with pytest.raises(ValueError, match=r"k must be a whole number"):       # no exact count: a CI run's
+        checks.whole("k", 1.185093988513647e+153)                           # Hypothesis draw overflowed a sum
     with pytest.raises(ValueError, match=r"method must be one of \['a', 'b'\], got 'c'"):
         checks.one_of("method", "c", ["a", "b"])
     with pytest.raises(ValueError, match=r"models must be a list of models, got the single string 'large'"):

@@ -30,6 +30,12 @@ def test_kv_cache_mb_is_linear_or_names_the_argument(batch, tokens, bytes_per):
         assert mb == pytest.approx(2 * 2 * 2 * 16 * int(tokens) * int(batch) * int(bytes_per) / 1e6)
 
 
+def test_kv_cache_mb_refuses_sizes_given_as_huge_floats():
+    """A CI run's Hypothesis draw (batch = tokens = 1.185e153) overflowed the float division: one clear error."""
+    with pytest.raises(ValueError, match="batch"):
+        measuring.kv_cache_mb(SHAPE, 1.185093988513647e+153, 1.1850939885136472e+153, 1)
+
+
 def test_kv_cache_mb_refuses_a_shape_that_is_not_one():
     with pytest.raises(TypeError, match="shape must be a cost.TransformerShape"):
         measuring.kv_cache_mb({"n_layers": 2}, 1, 8)
